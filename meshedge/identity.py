@@ -6,7 +6,6 @@ import base64
 import binascii
 import os
 import time
-from functools import total_ordering
 from typing import Final
 
 import nacl.bindings
@@ -23,25 +22,21 @@ _TEXT_LENGTH: Final = 52
 _SHORT_LENGTH: Final = 8
 
 
-@total_ordering
-class NodeId:
+class NodeId(bytes):
     """The id of a node: its 32-byte Ed25519 public key.
 
-    ``bytes(node_id)`` is the key; ``str(node_id)`` is a stable text form (lowercase
-    base32, no padding, 52 characters) that :meth:`parse` reads back; ``short`` is a
-    prefix for humans. Ids are immutable, hashable and ordered by their bytes.
+    A ``bytes`` subclass, so it hashes, compares and orders as fast as bytes and can be
+    a dict key. ``bytes(node_id)`` is the key; ``str(node_id)`` is a stable text form
+    (lowercase base32, no padding, 52 characters) that :meth:`parse` reads back;
+    ``short`` is a prefix for humans.
     """
 
-    __slots__ = ("_key",)
-    _key: bytes
+    __slots__ = ()
 
-    def __init__(self, key: bytes) -> None:
+    def __new__(cls, key: bytes) -> NodeId:
         if not isinstance(key, bytes) or len(key) != nacl.bindings.crypto_sign_PUBLICKEYBYTES:
             raise LocalProtocolError("a NodeId is exactly 32 bytes (an Ed25519 public key)")
-        object.__setattr__(self, "_key", key)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("NodeId is immutable")
+        return super().__new__(cls, key)
 
     @classmethod
     def parse(cls, text: str) -> NodeId:
@@ -56,7 +51,7 @@ class NodeId:
             key = base64.b32decode(text.upper() + "====")
         except (binascii.Error, ValueError):
             raise LocalProtocolError(f"not a node id: {text!r} (not base32)") from None
-        if cls._text(key) != text.lower():
+        if cls._text(key) != text.lower() or text != text.lower():
             raise LocalProtocolError(f"not a node id: {text!r} (non-canonical)")
         return cls(key)
 
@@ -67,29 +62,13 @@ class NodeId:
     @property
     def short(self) -> str:
         """A short prefix of the text form, for logs and humans (not unique by design)."""
-        return self._text(self._key)[:_SHORT_LENGTH]
-
-    def __bytes__(self) -> bytes:
-        return self._key
+        return self._text(self)[:_SHORT_LENGTH]
 
     def __str__(self) -> str:
-        return self._text(self._key)
+        return self._text(self)
 
     def __repr__(self) -> str:
         return f"NodeId('{self}')"
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, NodeId):
-            return self._key == other._key
-        return NotImplemented
-
-    def __lt__(self, other: object) -> bool:
-        if isinstance(other, NodeId):
-            return self._key < other._key
-        return NotImplemented
 
 
 _last_epoch = 0

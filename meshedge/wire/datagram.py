@@ -17,7 +17,7 @@ from .cbor import CborError, decode
 from .cose import NONCE_SIZE, TAG_ENCRYPT0, TAG_SIGN1
 from .keyring import Keyring
 from .limits import DEFAULT_LIMITS, WireLimits
-from .message import SignedMessage, _verify_unit, unit_length
+from .message import SignedMessage, unit_length, verify_unit
 from .replay import ReplayWindow
 from .signature import ED25519, SignatureScheme
 from .trust import TrustPolicy
@@ -30,6 +30,7 @@ __all__ = [
     "open_frame",
     "seal_datagram",
     "seal_frame",
+    "split_datagram",
 ]
 
 #: Most bytes a COSE_Encrypt0 wrapper adds: tag, array, protected {1: 24}, {5: 12-byte
@@ -111,24 +112,15 @@ def _plaintext(data: bytes, keyring: Keyring | None) -> bytes:
     return keyring.decrypt(item)
 
 
-def open_datagram(
-    data: bytes,
-    *,
-    mesh: str,
-    keyring: Keyring | None = None,
-    trust: TrustPolicy | None = None,
-    replay: ReplayWindow | None = None,
-    limits: WireLimits = DEFAULT_LIMITS,
-    signatures: SignatureScheme = ED25519,
-) -> OpenedDatagram:
-    """Decrypt (with a keyring) and verify every signed unit of a datagram.
+def split_datagram(
+    data: bytes, *, keyring: Keyring | None = None, limits: WireLimits = DEFAULT_LIMITS
+) -> list[bytes]:
+    """Decrypt (with a keyring) and split a datagram into its signed units, unverified.
 
-    A unit that fails its checks is reported in ``rejected``; the others are still
-    accepted, since each is signed on its own.
+    Verify each with :func:`~meshedge.wire.message.verify_unit`.
 
     Raises:
-        RemoteProtocolError: the datagram as a whole is refused (``oversized``,
-            ``decrypt_failed``, or ``malformed`` framing). Nothing else escapes.
+        RemoteProtocolError: ``oversized``, ``decrypt_failed`` or ``malformed`` framing.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise RemoteProtocolError(DropReason.MALFORMED, "not bytes")
@@ -148,10 +140,33 @@ def open_datagram(
         at += length
     if not units:
         raise RemoteProtocolError(DropReason.MALFORMED, "empty datagram")
+    return units
+
+
+def open_datagram(
+    data: bytes,
+    *,
+    mesh: str,
+    keyring: Keyring | None = None,
+    trust: TrustPolicy | None = None,
+    replay: ReplayWindow | None = None,
+    limits: WireLimits = DEFAULT_LIMITS,
+    signatures: SignatureScheme = ED25519,
+) -> OpenedDatagram:
+    """Decrypt (with a keyring) and verify every signed unit of a datagram.
+
+    A unit that fails its checks is reported in ``rejected``; the others are still
+    accepted, since each is signed on its own.
+
+    Raises:
+        RemoteProtocolError: the datagram as a whole is refused (``oversized``,
+            ``decrypt_failed``, or ``malformed`` framing). Nothing else escapes.
+    """
+    units = split_datagram(data, keyring=keyring, limits=limits)
     opened = OpenedDatagram()
     for unit in units:
         try:
-            opened.messages.append(_verify_unit(unit, mesh, trust, replay, limits, signatures))
+            opened.messages.append(verify_unit(unit, mesh, trust, replay, limits, signatures))
         except RemoteProtocolError as exc:
             opened.rejected.append(exc)
     return opened
@@ -182,4 +197,4 @@ def open_frame(
     plain = _plaintext(data, keyring)
     if not plain or plain[0] != _SIGN1_FIRST_BYTE or unit_length(plain) != len(plain):
         raise RemoteProtocolError(DropReason.MALFORMED, "a frame holds exactly one signed unit")
-    return _verify_unit(plain, mesh, trust, replay, limits, signatures)
+    return verify_unit(plain, mesh, trust, replay, limits, signatures)

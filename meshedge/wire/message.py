@@ -38,6 +38,7 @@ __all__ = [
     "sign_message",
     "unit_length",
     "verify_message",
+    "verify_unit",
 ]
 
 FIELD_MESH: Final = 1
@@ -94,7 +95,11 @@ def check_mesh_name(mesh: str, limits: WireLimits = DEFAULT_LIMITS) -> None:
     """Raise :class:`LocalProtocolError` unless ``mesh`` is a usable mesh name."""
     if not isinstance(mesh, str) or not mesh:
         raise LocalProtocolError("the mesh name must be a non-empty string")
-    if len(mesh.encode("utf-8", "surrogatepass")) > limits.max_mesh_name_size:
+    try:
+        size = len(mesh.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise LocalProtocolError("the mesh name is not valid UTF-8 text") from None
+    if size > limits.max_mesh_name_size:
         raise LocalProtocolError(
             f"the mesh name is longer than {limits.max_mesh_name_size} UTF-8 bytes"
         )
@@ -127,15 +132,19 @@ def sign_message(
         schema(payload)
     except (CborError, SchemaViolation) as exc:
         raise LocalProtocolError(f"payload refused: {exc}") from None
-    inner = encode(
-        {
-            FIELD_MESH: mesh,
-            FIELD_EPOCH: identity.epoch,
-            FIELD_SEQ: identity.next_sequence(),
-            FIELD_TYPE: int(type),
-            FIELD_BODY: payload,
-        }
-    )
+    try:
+        inner = encode(
+            {
+                FIELD_MESH: mesh,
+                FIELD_EPOCH: identity.epoch,
+                FIELD_SEQ: identity.next_sequence(),
+                FIELD_TYPE: int(type),
+                FIELD_BODY: payload,
+            }
+        )
+    except UnicodeEncodeError as exc:
+        # A str with a lone surrogate passes the type check but has no UTF-8 form.
+        raise LocalProtocolError(f"payload refused: {exc}") from None
     header = _bstr_header(len(inner))
     signature = signatures.sign(identity, _SIG_STRUCTURE_PREFIX + header + inner)
     unit = b"".join((_PREFIX, bytes(identity.node_id), header, inner, _SIGNATURE_HEADER, signature))
@@ -207,10 +216,10 @@ def verify_message(
         raise RemoteProtocolError(DropReason.OVERSIZED, f"{len(data)} bytes > {limit}")
     if unit_length(data) != len(data):
         raise RemoteProtocolError(DropReason.MALFORMED, "trailing bytes after the message")
-    return _verify_unit(data, mesh, trust, replay, limits, signatures)
+    return verify_unit(data, mesh, trust, replay, limits, signatures)
 
 
-def _verify_unit(
+def verify_unit(
     unit: bytes,
     mesh: str,
     trust: TrustPolicy | None,
@@ -218,7 +227,13 @@ def _verify_unit(
     limits: WireLimits,
     signatures: SignatureScheme,
 ) -> SignedMessage:
-    """Verify a unit whose framing ``unit_length`` has already accepted."""
+    """Verify one signed unit whose framing :func:`unit_length` has already accepted.
+
+    The same checks as :func:`verify_message` after the size check.
+
+    Raises:
+        RemoteProtocolError: refused, with ``.reason``.
+    """
     signed_end = len(unit) - _SIGNATURE_SIZE - len(_SIGNATURE_HEADER)
     payload_with_header = unit[_KID_END:signed_end]
     header_size = {0x58: 2, 0x59: 3, 0x5A: 5}.get(unit[_KID_END], 1)

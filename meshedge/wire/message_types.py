@@ -2,6 +2,15 @@
 
 Types are small integers on the wire. A message of a type missing here is refused
 (``unknown_type``); a body that does not fit its schema is refused (``schema``).
+
+Two families share the envelope:
+
+* *statements* (``ALIVE``, ``SUSPECT``, ``DEAD``, ``LEFT``, ``BROADCAST``) are signed once
+  by their author and forwarded verbatim by everybody, so a receiver always knows who
+  said it. They are idempotent (ordered by incarnation, or deduplicated per origin), so
+  they bypass the per-sender replay window;
+* *direct* messages (``PING``, ``ACK``, ``NACK``, ``PING_REQ``, ``SYNC``) go from one node to
+  another and are checked against the replay window.
 """
 
 from __future__ import annotations
@@ -9,9 +18,30 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from .schema import Schema, any_plain
+from .schema import (
+    Schema,
+    any_plain,
+    array_of,
+    boolean,
+    byte_string,
+    record,
+    text,
+    text_map,
+    tuple_of,
+    uint,
+)
 
-__all__ = ["MESSAGE_SCHEMAS", "MessageType"]
+__all__ = [
+    "ADDRESS",
+    "DIGEST_ENTRY",
+    "DIRECT_TYPES",
+    "MAX_HOST_SIZE",
+    "MAX_SYNC_ITEMS",
+    "MAX_TAGS_SIZE",
+    "MESSAGE_SCHEMAS",
+    "MessageType",
+    "STATEMENT_TYPES",
+]
 
 
 class MessageType(enum.IntEnum):
@@ -19,10 +49,84 @@ class MessageType(enum.IntEnum):
 
     #: An application message: the body is any plain CBOR data of the application.
     APP = 1
+    #: "I am alive at this incarnation, address and tags" — signed by the member itself.
+    ALIVE = 10
+    #: "I suspect member X at (epoch, incarnation)" — signed by the accuser.
+    SUSPECT = 11
+    #: "Member X at (epoch, incarnation) is dead" — signed by whoever declares it.
+    DEAD = 12
+    #: "I leave the mesh at this incarnation" — signed by the member itself.
+    LEFT = 13
+    #: An application broadcast on a topic, signed by its origin.
+    BROADCAST = 14
+    #: Probe: "are you there?"
+    PING = 20
+    #: Answer to a ping (directly, or relayed for an indirect probe).
+    ACK = 21
+    #: A relay's "I could not reach the target either" (Lifeguard).
+    NACK = 22
+    #: "Please probe this member for me" (SWIM indirect probe).
+    PING_REQ = 23
+    #: Anti-entropy (push-pull) over the stream transport.
+    SYNC = 24
 
+
+#: Largest host text in an address (an IPv6 literal with a zone fits easily).
+MAX_HOST_SIZE: Final = 64
+#: Encoded size budget of a member's tags (DESIGN: a small str -> str map).
+MAX_TAGS_SIZE: Final = 512
+#: Most entries one SYNC frame may carry (the frame size bounds it anyway).
+MAX_SYNC_ITEMS: Final = 8192
+
+_NODE_ID = byte_string(32, min_size=32)
+_PROBE_SEQ = uint(2**32 - 1)
+_TARGET = record({1: _NODE_ID, 2: uint(), 3: uint()})
+
+#: ``[host, port]``: where a member receives datagrams and stream connections.
+ADDRESS: Final[Schema] = tuple_of(text(MAX_HOST_SIZE), uint(65535))
+#: ``[node id, epoch, incarnation, state]``: one member in a SYNC digest.
+DIGEST_ENTRY: Final[Schema] = tuple_of(_NODE_ID, uint(), uint(), uint(3))
 
 #: The schema of each type's body.
 MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
     # Depth is already bounded by WireLimits.max_body_depth when the body is decoded.
     MessageType.APP: any_plain(max_depth=1 << 30),
+    # {1: incarnation, 2: address, 3: tags}
+    MessageType.ALIVE: record({1: uint(), 2: ADDRESS, 3: text_map(64, 128, 256)}),
+    # {1: target id, 2: target epoch, 3: target incarnation}
+    MessageType.SUSPECT: _TARGET,
+    MessageType.DEAD: _TARGET,
+    # {1: incarnation}
+    MessageType.LEFT: record({1: uint()}),
+    # {1: topic, 2: payload}
+    MessageType.BROADCAST: record({1: text(128), 2: any_plain(max_depth=1 << 30)}),
+    # {1: probe sequence, 2: target id}
+    MessageType.PING: record({1: _PROBE_SEQ, 2: _NODE_ID}),
+    MessageType.ACK: record({1: _PROBE_SEQ}),
+    MessageType.NACK: record({1: _PROBE_SEQ}),
+    # {1: probe sequence, 2: target id, 3: target address}
+    MessageType.PING_REQ: record({1: _PROBE_SEQ, 2: _NODE_ID, 3: ADDRESS}),
+    # {1: state hash, 2: reply address, 3: digest, 4: statements, 5: wanted ids, 6: join}
+    MessageType.SYNC: record(
+        {1: byte_string(32), 2: ADDRESS},
+        {
+            3: array_of(DIGEST_ENTRY, MAX_SYNC_ITEMS),
+            4: array_of(byte_string(4096), 2 * MAX_SYNC_ITEMS),
+            5: array_of(_NODE_ID, MAX_SYNC_ITEMS),
+            6: boolean(),
+        },
+    ),
 }
+
+#: Statements: signed by their author, forwarded verbatim, not replay-checked.
+STATEMENT_TYPES: Final = frozenset(
+    {
+        MessageType.ALIVE,
+        MessageType.SUSPECT,
+        MessageType.DEAD,
+        MessageType.LEFT,
+        MessageType.BROADCAST,
+    }
+)
+#: Direct messages: checked against the per-sender replay window.
+DIRECT_TYPES: Final = frozenset(MESSAGE_SCHEMAS) - STATEMENT_TYPES - {MessageType.APP}

@@ -22,6 +22,7 @@ __all__ = [
     "record",
     "text",
     "text_map",
+    "tuple_of",
     "uint",
 ]
 
@@ -80,6 +81,18 @@ def array_of(item: Schema, max_items: int) -> Schema:
         if type(value) is not list or len(value) > max_items:
             raise SchemaViolation(f"expected a list of at most {max_items} items")
         for element in value:
+            item(element)
+
+    return check
+
+
+def tuple_of(*items: Schema) -> Schema:
+    """A list of exactly ``len(items)`` values, each matching the schema at its position."""
+
+    def check(value: Any) -> None:
+        if type(value) is not list or len(value) != len(items):
+            raise SchemaViolation(f"expected a list of exactly {len(items)} items")
+        for element, item in zip(value, items, strict=True):
             item(element)
 
     return check

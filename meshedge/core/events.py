@@ -1,0 +1,75 @@
+"""Events that the membership core emits (pulled with ``next_event()``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from ..identity import NodeId
+from .member import Member
+
+__all__ = [
+    "BroadcastReceived",
+    "MemberEvent",
+    "MemberFailed",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberRecovered",
+    "MemberSuspected",
+    "MemberUpdated",
+    "MembershipEvent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    """Base of member events: ``member`` is the member's state after the change."""
+
+    #: The member as it is now.
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined(MemberEvent):
+    """A member appeared (or reappeared after it had been forgotten)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUpdated(MemberEvent):
+    """An alive member changed its tags or address."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSuspected(MemberEvent):
+    """A member is suspected of having failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFailed(MemberEvent):
+    """A member was declared dead."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft(MemberEvent):
+    """A member left gracefully."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecovered(MemberEvent):
+    """A suspected or dead member is alive again (it refuted, or restarted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastReceived:
+    """An application broadcast from another member, delivered once."""
+
+    #: Who broadcast it (it signed it).
+    sender: NodeId
+    #: The topic it was broadcast on.
+    topic: str
+    #: The payload, plain CBOR data.
+    payload: Any
+
+
+#: Anything ``next_event()`` returns.
+MembershipEvent: TypeAlias = MemberEvent | BroadcastReceived
