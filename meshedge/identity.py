@@ -34,6 +34,7 @@ class NodeId(bytes):
     __slots__ = ()
 
     def __new__(cls, key: bytes) -> NodeId:
+        """Wrap a 32-byte public key; raises ``LocalProtocolError`` for anything else."""
         if not isinstance(key, bytes) or len(key) != nacl.bindings.crypto_sign_PUBLICKEYBYTES:
             raise LocalProtocolError("a NodeId is exactly 32 bytes (an Ed25519 public key)")
         return super().__new__(cls, key)

@@ -60,6 +60,7 @@ _STATE_RANK: Final = {
 }
 _PROBE_SEQ_MODULUS: Final = 2**32
 _SIGNATURE_SIZE: Final = 64
+_BROADCAST_ID_SIZE: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class MembershipLimits:
     max_pending_events: int = 65536
     #: Statement signatures remembered to skip re-verifying forwarded copies.
     seen_cache_size: int = 65536
+    #: Application broadcasts kept for anti-entropy (``Timing.broadcast_retention``).
+    max_retained_broadcasts: int = 1024
 
 
 class _Record:
@@ -300,6 +303,8 @@ class Membership:
         self._awareness = Awareness(self.timing.awareness_max_multiplier)
         self._replay = ReplayWindow(max_senders=self.bounds.max_members)
         self._broadcast_window = ReplayWindow(max_senders=self.bounds.max_members)
+        # broadcast id (signature prefix) -> (signed unit, when we stop offering it)
+        self._retained: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._updates = TransmitQueue(self.bounds.max_queued_updates)
         self._broadcasts = TransmitQueue(self.bounds.max_queued_broadcasts)
@@ -480,6 +485,7 @@ class Membership:
                 f"({self._room()} bytes); send large payloads directly"
             )
         self._remember(unit)
+        self._retain(unit, now)
         self._broadcasts.enqueue(unit[-_SIGNATURE_SIZE:], unit)
 
     def leave(self, now: float) -> None:
@@ -543,6 +549,7 @@ class Membership:
 
     def handle_timer(self, now: float) -> None:
         """Run whatever is due at ``now`` (probes, gossip, suspicion timeouts, ...)."""
+        self._expire_broadcasts(now)
         for seq in [s for s, relay in self._relays.items() if relay.deadline <= now]:
             relay = self._relays.pop(seq)
             if self.timing.lifeguard:
@@ -866,6 +873,7 @@ class Membership:
                 self._stats["duplicates"] += 1
                 return
             self._broadcasts.enqueue(unit[-_SIGNATURE_SIZE:], unit)
+            self._retain(unit, now)
             if message.sender != self.id:
                 self._emit(BroadcastReceived(message.sender, body[1], body[2]))
 
@@ -999,6 +1007,25 @@ class Membership:
             units.append(record.state_unit)
         return units
 
+    def _retain(self, unit: bytes, now: float) -> None:
+        """Keep a broadcast for anti-entropy; it is part of the state hash meanwhile."""
+        broadcast_id = unit[-_SIGNATURE_SIZE:][:_BROADCAST_ID_SIZE]
+        if broadcast_id in self._retained:
+            return
+        self._retained[broadcast_id] = (unit, now + self.timing.broadcast_retention)
+        self._state_hash ^= int.from_bytes(broadcast_id, "big")
+        if len(self._retained) > self.bounds.max_retained_broadcasts:
+            self._forget_oldest_broadcast()
+
+    def _forget_oldest_broadcast(self) -> None:
+        broadcast_id, _ = self._retained.popitem(last=False)
+        self._state_hash ^= int.from_bytes(broadcast_id, "big")
+
+    def _expire_broadcasts(self, now: float) -> None:
+        retained = self._retained
+        while retained and next(iter(retained.values()))[1] <= now:
+            self._forget_oldest_broadcast()
+
     def _digest(self) -> list[list[Any]]:
         return [[bytes(r.id), r.epoch, r.incarnation, int(r.state)] for r in self._members.values()]
 
@@ -1010,10 +1037,13 @@ class Membership:
         digest: bool = False,
         statements: list[bytes] | None = None,
         want: list[NodeId] | None = None,
+        want_broadcasts: list[bytes] | None = None,
     ) -> None:
         body: dict[int, Any] = {1: self.state_hash(), 2: list(self._address)}
         if digest or join:
             body[3] = self._digest()
+            if self._retained:
+                body[7] = list(self._retained)
         if statements or join:
             # Our own current statements travel with every exchange we start or answer,
             # so a peer that thinks we are dead hears our refutation directly.
@@ -1023,6 +1053,8 @@ class Membership:
             body[5] = [bytes(node_id) for node_id in want]
         if join:
             body[6] = True
+        if want_broadcasts:
+            body[8] = want_broadcasts
         unit = self._sign(MessageType.SYNC, body)
         data = seal_frame(unit, keyring=self.keyring, limits=self.limits)
         self._frames.append((data, addr))
@@ -1072,14 +1104,24 @@ class Membership:
                 record = self._members.get(NodeId(raw))
                 if record is not None:
                     reply_statements += self._statements_of(record)
+        for broadcast_id in body.get(8, ()):
+            retained = self._retained.get(broadcast_id)
+            if retained is not None:
+                reply_statements.append(retained[0])
         want: list[NodeId] = []
+        want_broadcasts: list[bytes] = []
         if 3 in body:
             send, want = self._compare(body[3])
             for record in send:
                 reply_statements += self._statements_of(record)
-        if reply_statements or want:
-            self._send_sync(reply_to, statements=reply_statements, want=want)
-        elif not body.keys() & {3, 4, 5} and body[1] != self.state_hash():
+            theirs = set(body.get(7, ()))
+            reply_statements += [u for i, (u, _) in self._retained.items() if i not in theirs]
+            want_broadcasts = [i for i in theirs if i not in self._retained]
+        if reply_statements or want or want_broadcasts:
+            self._send_sync(
+                reply_to, statements=reply_statements, want=want, want_broadcasts=want_broadcasts
+            )
+        elif not body.keys() & {3, 4, 5, 8} and body[1] != self.state_hash():
             # A bare hash that differs from ours: answer with our digest.
             self._send_sync(reply_to, digest=True)
 

@@ -44,6 +44,9 @@ class Timing:
     reconnect_interval: float = 30.0
     #: How long dead and left members stay in the member list (and are retried).
     dead_retention: float = 600.0
+    #: How long a node keeps application broadcasts for anti-entropy, so that members
+    #: that missed the gossip (loss, a pause, a short partition) still get them once.
+    broadcast_retention: float = 60.0
     #: Lifeguard refinements on (health multiplier, nacks, dynamic suspicion timeouts,
     #: buddy system). Off gives plain SWIM, for comparison.
     lifeguard: bool = True
@@ -56,6 +59,7 @@ class Timing:
             "push_pull_interval",
             "reconnect_interval",
             "dead_retention",
+            "broadcast_retention",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
@@ -91,6 +95,7 @@ class Timing:
             push_pull_interval=60.0,
             reconnect_interval=60.0,
             dead_retention=3600.0,
+            broadcast_retention=120.0,
         )
 
     @classmethod
@@ -109,6 +114,7 @@ class Timing:
             push_pull_interval=6.0,
             reconnect_interval=6.0,
             dead_retention=120.0,
+            broadcast_retention=12.0,
         )
 
     def with_(self, **changes: object) -> Timing:

@@ -80,6 +80,8 @@ MAX_SYNC_ITEMS: Final = 8192
 
 _NODE_ID = byte_string(32, min_size=32)
 _PROBE_SEQ = uint(2**32 - 1)
+#: A broadcast is named by the first 16 bytes of its signature.
+_BROADCAST_ID = byte_string(16, min_size=16)
 _TARGET = record({1: _NODE_ID, 2: uint(), 3: uint()})
 
 #: ``[host, port]``: where a member receives datagrams and stream connections.
@@ -106,7 +108,8 @@ MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
     MessageType.NACK: record({1: _PROBE_SEQ}),
     # {1: probe sequence, 2: target id, 3: target address}
     MessageType.PING_REQ: record({1: _PROBE_SEQ, 2: _NODE_ID, 3: ADDRESS}),
-    # {1: state hash, 2: reply address, 3: digest, 4: statements, 5: wanted ids, 6: join}
+    # {1: state hash, 2: reply address, 3: member digest, 4: statements, 5: wanted
+    #  member ids, 6: join, 7: retained broadcast ids, 8: wanted broadcast ids}
     MessageType.SYNC: record(
         {1: byte_string(32), 2: ADDRESS},
         {
@@ -114,6 +117,8 @@ MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
             4: array_of(byte_string(4096), 2 * MAX_SYNC_ITEMS),
             5: array_of(_NODE_ID, MAX_SYNC_ITEMS),
             6: boolean(),
+            7: array_of(_BROADCAST_ID, MAX_SYNC_ITEMS),
+            8: array_of(_BROADCAST_ID, MAX_SYNC_ITEMS),
         },
     ),
 }
