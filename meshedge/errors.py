@@ -14,7 +14,9 @@ __all__ = [
     "KeyFileError",
     "LocalProtocolError",
     "MeshError",
+    "PeerUnavailableError",
     "RemoteProtocolError",
+    "UnknownPeerError",
 ]
 
 
@@ -64,3 +66,11 @@ class RemoteProtocolError(MeshError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+
+
+class UnknownPeerError(MeshError, LookupError):
+    """``send`` named a node id that is not a member of this node's view."""
+
+
+class PeerUnavailableError(MeshError):
+    """The peer is known but dead, left, or cannot be reached over the stream transport."""

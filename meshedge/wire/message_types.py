@@ -49,6 +49,9 @@ class MessageType(enum.IntEnum):
 
     #: An application message: the body is any plain CBOR data of the application.
     APP = 1
+    #: A direct message from one node to another over the stream transport:
+    #: ``{1: topic, 2: payload}``.
+    MESSAGE = 2
     #: "I am alive at this incarnation, address and tags" — signed by the member itself.
     ALIVE = 10
     #: "I suspect member X at (epoch, incarnation)" — signed by the accuser.
@@ -93,6 +96,8 @@ DIGEST_ENTRY: Final[Schema] = tuple_of(_NODE_ID, uint(), uint(), uint(3))
 MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
     # Depth is already bounded by WireLimits.max_body_depth when the body is decoded.
     MessageType.APP: any_plain(max_depth=1 << 30),
+    # {1: topic, 2: payload}
+    MessageType.MESSAGE: record({1: text(128), 2: any_plain(max_depth=1 << 30)}),
     # {1: incarnation, 2: address, 3: tags}
     MessageType.ALIVE: record({1: uint(), 2: ADDRESS, 3: text_map(64, 128, 256)}),
     # {1: target id, 2: target epoch, 3: target incarnation}

@@ -1,0 +1,147 @@
+"""Node configuration: one documented dataclass, every limit named with its reason."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..core.member import Address
+from ..core.timing import Timing
+from ..errors import LocalProtocolError
+from ..wire.keyring import Keyring
+from ..wire.limits import DEFAULT_LIMITS, WireLimits
+from ..wire.trust import TrustPolicy
+
+__all__ = ["NodeConfig", "format_address", "parse_address"]
+
+
+def parse_address(text: str, *, default_port: int | None = None) -> Address:
+    """Read ``host:port`` (``[v6]:port`` for IPv6) into ``(host, port)``.
+
+    Raises:
+        LocalProtocolError: not of that form, or the port is out of range.
+    """
+    if not isinstance(text, str) or not text:
+        raise LocalProtocolError(f"not an address: {text!r} (expected host:port)")
+    host, sep, port_text = text.rpartition(":")
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise LocalProtocolError(f"not an address: {text!r} (unclosed '[')")
+        host, rest = text[1:end], text[end + 1 :]
+        sep, port_text = (":", rest[1:]) if rest.startswith(":") else ("", "")
+    elif text.count(":") > 1:  # a bare IPv6 literal without a port
+        host, sep, port_text = text, "", ""
+    if not sep:
+        if default_port is None:
+            raise LocalProtocolError(f"not an address: {text!r} (expected host:port)")
+        host, port_text = (host or text), str(default_port)
+    if not host:
+        raise LocalProtocolError(f"not an address: {text!r} (no host)")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise LocalProtocolError(f"not an address: {text!r} (bad port)") from None
+    if not 0 <= port <= 65535:
+        raise LocalProtocolError(f"not an address: {text!r} (port out of range)")
+    return host, port
+
+
+def format_address(address: Address) -> str:
+    """``(host, port)`` as ``host:port`` (``[v6]:port`` for IPv6)."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a node needs besides its identity and its task registry.
+
+    Tests and demos on one machine should bind to ``127.0.0.1:0``; the defaults are for
+    real devices on a LAN.
+    """
+
+    #: The mesh name: nodes of other meshes are ignored (and their messages dropped).
+    mesh: str = "meshedge"
+    #: ``host:port`` to bind the UDP socket and the TCP listener to (the same port).
+    #: Port 0 picks a free port. ``0.0.0.0`` listens on every IPv4 interface.
+    bind: str = "0.0.0.0:7946"
+    #: ``host:port`` other nodes should use, when it differs from ``bind`` (NAT, port
+    #: forwarding, a wildcard bind). By default, the bind address.
+    advertise: str | None = None
+    #: ``host:port`` of nodes to join at start; retried with back-off while alone.
+    seeds: tuple[str, ...] = ()
+    #: Find the mesh's other nodes with mDNS/DNS-SD on the local network.
+    mdns: bool = False
+    #: Local IPs to run mDNS on; None means every interface (real use only).
+    mdns_interfaces: tuple[str, ...] | None = None
+    #: This node's initial tags (a small text map; at most 512 bytes encoded).
+    tags: Mapping[str, str] = field(default_factory=dict)
+    #: Mesh keys: when set, every datagram and frame is encrypted and authenticated.
+    keyring: Keyring | None = None
+    #: Which node ids may take part (open by default).
+    trust: TrustPolicy | None = None
+    #: Protocol periods; ``Timing.local()`` suits nodes on one machine.
+    timing: Timing = field(default_factory=Timing.lan)
+    #: Tasks this node runs at once (work stealing).
+    task_slots: int = 2
+    #: Wire limits (datagram and frame sizes, nesting depth).
+    limits: WireLimits = DEFAULT_LIMITS
+    #: Outbound stream connections kept open at once (least recently used closed first).
+    max_connections: int = 256
+    #: Inbound stream connections served at once; more are closed at once (a flood of
+    #: connections costs a file descriptor and a task each).
+    max_inbound_connections: int = 256
+    #: Seconds an idle stream connection stays open.
+    connection_idle_timeout: float = 60.0
+    #: Seconds a peer may take to deliver one whole frame once it started it (stops
+    #: slow-loris peers from pinning buffers).
+    frame_read_timeout: float = 10.0
+    #: Frames waiting to be written to peers, per peer, before ``send`` waits.
+    send_buffer_frames: int = 64
+    #: Messages buffered per subscription or event stream before the oldest is dropped
+    #: (and counted) — a slow consumer never stalls the node.
+    subscriber_buffer: int = 1024
+    #: Seconds ``open_node`` spends, on exit, spreading the LEFT statement.
+    leave_timeout: float = 1.0
+
+    def __post_init__(self) -> None:
+        from ..wire.message import check_mesh_name
+
+        check_mesh_name(self.mesh, self.limits)
+        parse_address(self.bind)
+        if self.advertise is not None:
+            host, port = parse_address(self.advertise)
+            if port == 0:
+                raise LocalProtocolError("the advertised port cannot be 0")
+        for seed in self.seeds:
+            parse_address(seed)
+        if isinstance(self.seeds, str):
+            raise LocalProtocolError("seeds is a sequence of 'host:port' strings")
+        if self.mdns_interfaces is not None:
+            for ip in self.mdns_interfaces:
+                if not _is_ip(ip):
+                    raise LocalProtocolError(f"mdns_interfaces takes IP addresses, not {ip!r}")
+        for name in (
+            "task_slots",
+            "max_connections",
+            "max_inbound_connections",
+            "send_buffer_frames",
+            "subscriber_buffer",
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise LocalProtocolError(f"NodeConfig.{name} must be a positive integer")
+        for name in ("connection_idle_timeout", "frame_read_timeout", "leave_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise LocalProtocolError(f"NodeConfig.{name} must be a non-negative number")

@@ -1,0 +1,515 @@
+"""``open_node``: a running mesh node — the trio shell around the protocol cores.
+
+The node is a pump (DESIGN.md §1): every input (a datagram, a frame, a timer, a call of
+the API) is fed to the core with ``trio.current_time()`` as ``now``; the core's output
+is flushed at once; one cancel scope sleeps until the core's next deadline. Because
+``now`` is trio's clock, ``trio.testing.MockClock`` controls every protocol timer.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Final
+
+import trio
+
+from ..core.events import BroadcastReceived, MembershipEvent
+from ..core.member import Address, Member, MemberState
+from ..core.membership import Membership
+from ..errors import (
+    DropReason,
+    LocalProtocolError,
+    PeerUnavailableError,
+    RemoteProtocolError,
+    UnknownPeerError,
+)
+from ..identity import Identity, NodeId
+from ..wire.datagram import open_frame, seal_frame
+from ..wire.message import sign_message
+from ..wire.message_types import MessageType
+from ..wire.replay import ReplayWindow
+from .config import NodeConfig, parse_address
+from .transport import FrameTooLarge, Links, UdpEndpoint, frame, is_ip, read_frames
+
+__all__ = ["Message", "Node", "open_node"]
+
+#: Seconds allowed to open a TCP connection to a peer.
+CONNECT_TIMEOUT: Final = 5.0
+#: Frames the pump may have in flight to peers at once (anti-entropy); more are dropped
+#: and counted, as the protocol retries anti-entropy anyway.
+MAX_BACKGROUND_FRAMES: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message received on a subscribed topic."""
+
+    #: The node that signed it.
+    sender: NodeId
+    #: Its topic.
+    topic: str
+    #: Its payload (plain CBOR data).
+    payload: Any
+    #: True if it came by broadcast (gossip), False if sent directly to this node.
+    broadcast: bool
+
+
+class _Fanout:
+    """Bounded per-subscriber channels; overflow is dropped and counted, never silent."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.channels: list[trio.MemorySendChannel[Any]] = []
+        self.dropped = 0
+
+    def publish(self, item: Any) -> None:
+        for channel in self.channels:
+            try:
+                channel.send_nowait(item)
+            except trio.WouldBlock:
+                self.dropped += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async def publish_waiting(self, item: Any) -> None:
+        """Deliver to every subscriber, waiting for slow ones (backpressure)."""
+        for channel in list(self.channels):
+            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await channel.send(item)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
+        send, receive = trio.open_memory_channel[Any](self.capacity)
+        self.channels.append(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            self.channels.remove(send)
+            send.close()
+
+
+class Node:
+    """A running node; get one from :func:`open_node`.
+
+    Its methods are safe to call from any task of the trio run that opened it.
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        identity: Identity,
+        core: Membership,
+        udp: UdpEndpoint,
+        nursery: trio.Nursery,
+    ) -> None:
+        self._config = config
+        self._identity = identity
+        self._core = core
+        self._udp = udp
+        self._nursery = nursery
+        self._links = Links(max_connections=config.max_connections, connect_timeout=CONNECT_TIMEOUT)
+        self._timer_scope: trio.CancelScope | None = None
+        self._events = _Fanout(config.subscriber_buffer)
+        self._topics: dict[str, _Fanout] = {}
+        self._replay = ReplayWindow()
+        self._inbound = 0
+        self._background_frames = 0
+        self._seeds: list[Address] = []
+        self._left: trio.Event | None = None  # set once the LEFT statement is out
+        self._stats: dict[str, int] = {
+            "frames_received": 0,
+            "frame_bytes_received": 0,
+            "messages_sent": 0,
+            "messages_received": 0,
+            "connections_refused": 0,
+            "frames_dropped_busy": 0,
+            "frames_unsent": 0,
+            "no_subscriber": 0,
+        }
+        self._drops: dict[str, int] = {reason.value: 0 for reason in DropReason}
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def id(self) -> NodeId:
+        """This node's id (its public key)."""
+        return self._identity.node_id
+
+    @property
+    def address(self) -> Address:
+        """The address other nodes use for this node: ``(host, port)``."""
+        return self._core.address
+
+    @property
+    def config(self) -> NodeConfig:
+        """The configuration it runs with."""
+        return self._config
+
+    def members(self) -> list[Member]:
+        """Every member this node knows, itself included, dead and left ones too."""
+        return self._core.members()
+
+    def member(self, node_id: NodeId) -> Member | None:
+        """The member with this id, or None."""
+        return self._core.member(node_id)
+
+    def statistics(self) -> dict[str, Any]:
+        """Packets and bytes in and out, drops by reason, connections, queue depths."""
+        core = self._core.statistics()
+        drops = dict(core.pop("drops"))
+        for reason, count in self._drops.items():
+            drops[reason] = drops.get(reason, 0) + count
+        stats: dict[str, Any] = {**core, **self._stats}
+        stats["drops"] = drops
+        stats["udp_send_errors"] = dict(self._udp.send_errors)
+        stats["connections_out"] = len(self._links)
+        stats["connections_in"] = self._inbound
+        stats["connection_failures"] = self._links.failures
+        stats["events_dropped_slow_consumer"] = self._events.dropped
+        stats["messages_dropped_slow_consumer"] = sum(f.dropped for f in self._topics.values())
+        return stats
+
+    # ------------------------------------------------------------------ API
+
+    async def events(self) -> AsyncIterator[MembershipEvent]:
+        """Membership events from now on: joined, updated, suspected, failed, left, ...
+
+        An async generator; each iteration is a checkpoint. A consumer that falls more
+        than ``config.subscriber_buffer`` events behind loses the overflow (counted in
+        ``statistics()["events_dropped_slow_consumer"]``).
+        """
+        async with self._events.subscribe() as receive:
+            async for event in receive:
+                yield event
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[trio.MemoryReceiveChannel[Message]]:
+        """Receive the messages of ``topic``, sent directly or broadcast.
+
+        Yields a channel to iterate with ``async for``. Direct messages wait for a slow
+        subscriber (backpressure reaches the sender); broadcasts beyond the buffer are
+        dropped and counted.
+        """
+        if not isinstance(topic, str):
+            raise LocalProtocolError("a topic is a string")
+        fanout = self._topics.get(topic)
+        if fanout is None:
+            fanout = self._topics[topic] = _Fanout(self._config.subscriber_buffer)
+        try:
+            async with fanout.subscribe() as receive:
+                yield receive
+        finally:
+            if not fanout.channels:
+                self._topics.pop(topic, None)
+
+    async def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Change this node's tags; every member sees them soon (a checkpoint).
+
+        Raises:
+            LocalProtocolError: not a text map, or too large.
+        """
+        self._core.set_tags(tags, trio.current_time())
+        self._flush()
+        await trio.lowlevel.checkpoint()
+
+    async def broadcast(self, topic: str, payload: Any) -> None:
+        """Gossip ``payload`` on ``topic`` to every member; delivered once each.
+
+        Raises:
+            LocalProtocolError: unusable topic or payload, or too large for a datagram.
+        """
+        self._core.broadcast(topic, payload, trio.current_time())
+        self._flush()
+        await trio.lowlevel.checkpoint()
+
+    async def send(self, peer: NodeId, topic: str, payload: Any) -> None:
+        """Send ``payload`` to one member over the stream transport, reliably and in order.
+
+        Waits while the peer is slow (TCP backpressure). Cancellation while waiting
+        may leave the message unsent, never half-sent to the application.
+
+        Raises:
+            UnknownPeerError: ``peer`` is not a member.
+            PeerUnavailableError: it is dead or left, or cannot be reached.
+            LocalProtocolError: unusable topic or payload.
+        """
+        member = self._core.member(peer)
+        if member is None:
+            raise UnknownPeerError(f"no member {peer!r}")
+        if member.state in (MemberState.DEAD, MemberState.LEFT):
+            raise PeerUnavailableError(f"member {peer.short} is {member.state.name.lower()}")
+        if not isinstance(topic, str):
+            raise LocalProtocolError("a topic is a string")
+        unit = sign_message(
+            self._identity,
+            {1: topic, 2: payload},
+            mesh=self._config.mesh,
+            type=MessageType.MESSAGE,
+            limits=self._config.limits,
+        )
+        data = seal_frame(unit, keyring=self._config.keyring, limits=self._config.limits)
+        await self._links.send(member.address, frame(data))
+        self._stats["messages_sent"] += 1
+
+    # ------------------------------------------------------------------ the pump
+
+    def _flush(self) -> None:
+        """Send what the core produced, hand out its events, re-arm the timer."""
+        core = self._core
+        for data, address in core.datagrams_to_send():
+            self._udp.sendto(data, address)
+        for data, address in core.frames_to_send():
+            if self._background_frames >= MAX_BACKGROUND_FRAMES:
+                self._stats["frames_dropped_busy"] += 1
+                continue
+            self._background_frames += 1
+            self._nursery.start_soon(self._send_frame, frame(data), address)
+        while (event := core.next_event()) is not None:
+            if isinstance(event, BroadcastReceived):
+                fanout = self._topics.get(event.topic)
+                if fanout is None:
+                    self._stats["no_subscriber"] += 1
+                else:
+                    fanout.publish(Message(event.sender, event.topic, event.payload, True))
+            else:
+                self._events.publish(event)
+        if self._timer_scope is not None:
+            self._timer_scope.deadline = core.get_timer()
+        if self._left is not None and (
+            not core.statistics()["queued_updates"] or core.alive_count() == 0
+        ):
+            self._left.set()
+
+    async def _send_frame(self, data: bytes, address: Address) -> None:
+        try:
+            await self._links.send(address, data)
+        except PeerUnavailableError:
+            self._stats["frames_unsent"] += 1
+        finally:
+            self._background_frames -= 1
+
+    async def _timer_loop(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        while True:
+            with trio.CancelScope(deadline=self._core.get_timer()) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            now = trio.current_time()
+            if now >= self._core.get_timer():
+                self._core.handle_timer(now)
+            self._flush()
+
+    async def _udp_loop(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        while True:
+            data, source = await self._udp.receive()
+            self._core.receive_datagram(data, source, trio.current_time())
+            self._flush()
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        if self._inbound >= self._config.max_inbound_connections:
+            self._stats["connections_refused"] += 1
+            await stream.aclose()
+            return
+        self._inbound += 1
+        try:
+            peer = stream.socket.getpeername()
+            source: Address = (str(peer[0]), int(peer[1]))
+        except OSError:
+            source = ("unknown", 0)
+        try:
+            async with stream:
+                await read_frames(
+                    stream,
+                    max_frame_size=self._config.limits.max_frame_size,
+                    idle_timeout=self._config.connection_idle_timeout,
+                    frame_timeout=self._config.frame_read_timeout,
+                    on_frame=lambda data: self._on_frame(data, source),
+                )
+        except FrameTooLarge:
+            self._drops[DropReason.OVERSIZED.value] += 1
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            self._inbound -= 1
+
+    async def _on_frame(self, data: bytes, source: Address) -> None:
+        self._stats["frames_received"] += 1
+        self._stats["frame_bytes_received"] += len(data)
+        config = self._config
+        try:
+            message = open_frame(
+                data,
+                mesh=config.mesh,
+                keyring=config.keyring,
+                trust=config.trust,
+                limits=config.limits,
+            )
+        except RemoteProtocolError as exc:
+            self._drops[exc.reason.value] += 1
+            return
+        if message.type == MessageType.MESSAGE:
+            if not self._replay.accept(message.sender, message.epoch, message.seq):
+                self._drops[DropReason.REPLAYED.value] += 1
+                return
+            topic, payload = message.payload[1], message.payload[2]
+            self._stats["messages_received"] += 1
+            fanout = self._topics.get(topic)
+            if fanout is None:
+                self._stats["no_subscriber"] += 1
+                return
+            await fanout.publish_waiting(Message(message.sender, topic, payload, False))
+        else:
+            self._core.receive_frame(data, source, trio.current_time())
+            self._flush()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await trio.sleep(max(1.0, self._config.connection_idle_timeout / 4))
+            await self._links.close_idle(self._config.connection_idle_timeout)
+
+    async def _leave(self) -> None:
+        """Leave gracefully: spread the LEFT statement for up to ``leave_timeout``."""
+        core = self._core
+        core.leave(trio.current_time())
+        self._flush()
+        self._left = trio.Event()
+        self._flush()
+        with trio.move_on_after(self._config.leave_timeout):
+            # The timer loop keeps gossiping meanwhile; wait until the news is out.
+            await self._left.wait()
+
+    # ------------------------------------------------------------------ discovery
+
+    def _contact(self, address: Address) -> None:
+        if address not in self._seeds:
+            self._seeds.append(address)
+        self._core.join(self._seeds, trio.current_time())
+        self._flush()
+
+    async def _run_mdns(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        from .discovery import PeerFound, open_mdns
+
+        interfaces = list(self._config.mdns_interfaces) if self._config.mdns_interfaces else None
+        host = self.address[0]
+        addresses = [host] if is_ip(host) and host not in ("0.0.0.0", "::") else None
+        async with open_mdns(
+            self.id, self._config.mesh, self.address[1], interfaces=interfaces, addresses=addresses
+        ) as discovery:
+            task_status.started()
+            async for event in discovery.events():
+                if not isinstance(event, PeerFound):
+                    continue
+                member = self._core.member(event.peer.node_id)
+                if member is not None and member.state == MemberState.ALIVE:
+                    continue
+                for address in event.peer.addresses:
+                    if is_ip(address[0]):
+                        self._contact(address)
+                        break
+
+
+async def _resolve(host: str, port: int) -> Address:
+    """An IP literal for ``host`` (name resolution runs in trio's resolver thread)."""
+    if is_ip(host):
+        return host, port
+    infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_DGRAM)
+    if not infos:
+        raise LocalProtocolError(f"cannot resolve {host!r}")
+    return str(infos[0][4][0]), port
+
+
+def _guess_advertise_host() -> str:
+    """The first non-loopback IPv4 address of this machine (read locally, nothing sent)."""
+    import ifaddr
+
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                return ip.ip
+    return "127.0.0.1"
+
+
+@asynccontextmanager
+async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> AsyncIterator[Node]:
+    """Start a node; on exit it leaves the mesh gracefully (others see LEFT, not DEAD).
+
+    ``async with open_node(config, identity=identity) as node:`` — the node runs in a
+    nursery owned by this context manager. Entering is a checkpoint and returns once the
+    sockets are bound (and mDNS started, if enabled). Cancelling the surrounding scope
+    stops the node after a bounded, shielded attempt to leave gracefully.
+
+    Args:
+        config: what to bind, which mesh, how to find peers, limits.
+        identity: the node's key pair; a new random one if omitted.
+
+    Raises:
+        OSError: the port is in use, or the address cannot be bound.
+        LocalProtocolError: the configuration cannot work (e.g. an unresolvable seed).
+    """
+    identity = identity or Identity.generate()
+    bind_host, bind_port = parse_address(config.bind)
+    bind_host, _ = await _resolve(bind_host, bind_port)
+    udp = UdpEndpoint.bind(bind_host, bind_port)
+    try:
+        port = udp.port
+        listeners = await trio.open_tcp_listeners(port, host=bind_host)
+    except BaseException:
+        udp.close()
+        raise
+    if config.advertise is not None:
+        advertise = await _resolve(*parse_address(config.advertise))
+    else:
+        host = bind_host
+        if host in ("0.0.0.0", "::"):
+            host = _guess_advertise_host()
+        advertise = (host, port)
+    seeds = [await _resolve(*parse_address(seed)) for seed in config.seeds]
+    core = Membership(
+        identity,
+        mesh=config.mesh,
+        address=advertise,
+        now=trio.current_time(),
+        rng=random.Random(),
+        timing=config.timing,
+        tags=config.tags,
+        trust=config.trust,
+        keyring=config.keyring,
+        limits=config.limits,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            node = Node(config, identity, core, udp, nursery)
+            await nursery.start(node._timer_loop)
+            await nursery.start(node._udp_loop)
+            await nursery.start(trio.serve_listeners, node._serve_connection, listeners)
+            nursery.start_soon(node._housekeeping)
+            if seeds:
+                node._seeds = list(seeds)
+                core.join(seeds, trio.current_time())
+                node._flush()
+            if config.mdns:
+                await nursery.start(node._run_mdns)
+            try:
+                yield node
+            finally:
+                with trio.CancelScope(shield=True):
+                    await node._leave()
+                    await node._links.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        udp.close()
+        for listener in listeners:
+            with trio.CancelScope(shield=True):
+                await listener.aclose()

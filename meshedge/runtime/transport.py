@@ -1,0 +1,269 @@
+"""Sockets: one UDP socket for probes and gossip, TCP streams of length-prefixed frames.
+
+The stream transport carries anti-entropy (SYNC) and direct messages: each frame is a
+4-byte big-endian length followed by one sealed signed unit (encrypted with a keyring).
+Outbound connections are reused per peer address, bounded in number and closed when
+idle; inbound connections are bounded too, and a peer that starts a frame must finish it
+within ``frame_read_timeout``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket as stdlib_socket
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Final
+
+import trio
+
+from ..core.member import Address
+from ..errors import PeerUnavailableError
+
+__all__ = [
+    "FRAME_HEADER_SIZE",
+    "FrameTooLarge",
+    "Links",
+    "UdpEndpoint",
+    "frame",
+    "is_ip",
+    "read_frames",
+]
+
+#: Bytes of the length prefix of a frame.
+FRAME_HEADER_SIZE: Final = 4
+_RECEIVE_SIZE: Final = 65536
+
+
+@lru_cache(maxsize=4096)
+def is_ip(host: str) -> bool:
+    """True for an IPv4 or IPv6 literal (no name resolution ever happens here)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _unmap(host: str) -> str:
+    """``::ffff:1.2.3.4`` (an IPv4 peer on a dual-stack socket) as ``1.2.3.4``."""
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host
+
+
+def frame(data: bytes) -> bytes:
+    """``data`` with its length prefix."""
+    return len(data).to_bytes(FRAME_HEADER_SIZE, "big") + data
+
+
+class FrameTooLarge(Exception):
+    """A peer announced a frame larger than the limit."""
+
+
+class UdpEndpoint:
+    """A bound UDP socket; sends are synchronous and never block (a full buffer drops).
+
+    Sending synchronously keeps the pump simple: the core's output goes out in the
+    same step that produced it.
+    """
+
+    def __init__(self, raw: stdlib_socket.socket) -> None:
+        raw.setblocking(False)
+        self._raw = raw
+        self._sock = trio.socket.from_stdlib_socket(raw)
+        self.family = raw.family
+        #: Datagrams not sent, by cause ("buffer_full", "unreachable", "not_an_ip").
+        self.send_errors: dict[str, int] = {"buffer_full": 0, "unreachable": 0, "not_an_ip": 0}
+
+    @classmethod
+    def bind(cls, host: str, port: int) -> UdpEndpoint:
+        """Bind a UDP socket to an IP literal (dual-stack when ``host`` is ``::``)."""
+        family = stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
+        raw = stdlib_socket.socket(family, stdlib_socket.SOCK_DGRAM)
+        try:
+            if family == stdlib_socket.AF_INET6 and host == "::":
+                raw.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 0)
+            raw.bind((host, port))
+        except BaseException:
+            raw.close()
+            raise
+        return cls(raw)
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._sock.getsockname()[1])
+
+    def sendto(self, data: bytes, address: Address) -> None:
+        """Send one datagram now, or count why it could not be sent."""
+        host, port = address
+        if not is_ip(host):
+            self.send_errors["not_an_ip"] += 1
+            return
+        if self.family == stdlib_socket.AF_INET6 and ":" not in host:
+            host = "::ffff:" + host
+        elif self.family == stdlib_socket.AF_INET and ":" in host:
+            self.send_errors["unreachable"] += 1
+            return
+        try:
+            self._raw.sendto(data, (host, port))
+        except BlockingIOError:
+            self.send_errors["buffer_full"] += 1
+        except OSError as exc:
+            if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                self.send_errors["buffer_full"] += 1
+            else:
+                self.send_errors["unreachable"] += 1
+
+    async def receive(self) -> tuple[bytes, Address]:
+        """The next datagram and its source address (a checkpoint)."""
+        while True:
+            try:
+                data, source = await self._sock.recvfrom(_RECEIVE_SIZE)
+            except ConnectionRefusedError:
+                continue  # an ICMP error for an earlier send; nothing to read
+            return data, (_unmap(source[0]), int(source[1]))
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._sock.close()
+
+
+async def read_frames(
+    stream: trio.abc.ReceiveStream,
+    *,
+    max_frame_size: int,
+    idle_timeout: float,
+    frame_timeout: float,
+    on_frame: Callable[[bytes], Awaitable[None]],
+) -> None:
+    """Read length-prefixed frames from ``stream`` until EOF, passing each to ``on_frame``.
+
+    Raises:
+        FrameTooLarge: a frame above ``max_frame_size`` was announced.
+        trio.TooSlowError: idle too long, or a frame took longer than ``frame_timeout``.
+    """
+    buffer = bytearray()
+    while True:
+        while len(buffer) >= FRAME_HEADER_SIZE:
+            length = int.from_bytes(buffer[:FRAME_HEADER_SIZE], "big")
+            if length > max_frame_size or length == 0:
+                raise FrameTooLarge(f"frame of {length} bytes")
+            end = FRAME_HEADER_SIZE + length
+            if len(buffer) < end:
+                break
+            data = bytes(buffer[FRAME_HEADER_SIZE:end])
+            del buffer[:end]
+            await on_frame(data)
+        timeout = frame_timeout if buffer else idle_timeout
+        with trio.fail_after(timeout):
+            chunk = await stream.receive_some(_RECEIVE_SIZE)
+        if not chunk:
+            return
+        buffer += chunk
+
+
+class _Link:
+    __slots__ = ("address", "stream", "lock", "last_used")
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self.stream: trio.SocketStream | None = None
+        self.lock = trio.Lock()
+        self.last_used = 0.0
+
+
+class Links:
+    """Outbound stream connections, one per peer address, reused and bounded.
+
+    ``send`` writes one frame under the link's lock, so frames to a peer keep their
+    order, and waits while the peer's TCP window is full (backpressure).
+    """
+
+    def __init__(self, *, max_connections: int, connect_timeout: float) -> None:
+        self._links: OrderedDict[Address, _Link] = OrderedDict()
+        self._max = max_connections
+        self._connect_timeout = connect_timeout
+        #: Connections opened, and connection failures.
+        self.opened = 0
+        self.failures = 0
+
+    def __len__(self) -> int:
+        return sum(1 for link in self._links.values() if link.stream is not None)
+
+    async def send(self, address: Address, data: bytes) -> None:
+        """Write one frame (with its prefix) to ``address``, connecting if needed.
+
+        Retries once on a fresh connection if the kept one turned out broken.
+
+        Raises:
+            PeerUnavailableError: cannot connect or write.
+        """
+        link = self._links.get(address)
+        if link is None:
+            link = self._links[address] = _Link(address)
+            await self._evict()
+        self._links.move_to_end(address)
+        async with link.lock:
+            for attempt in range(2):
+                if link.stream is None:
+                    link.stream = await self._connect(address)
+                try:
+                    await link.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    await self._drop(link)
+                    if attempt:
+                        self.failures += 1
+                        raise PeerUnavailableError(
+                            f"connection to {address[0]}:{address[1]} broke: {exc}"
+                        ) from None
+                    continue
+                link.last_used = trio.current_time()
+                return
+
+    async def _connect(self, address: Address) -> trio.SocketStream:
+        host, port = address
+        if not is_ip(host):
+            self.failures += 1
+            raise PeerUnavailableError(f"{host!r} is not an IP address")
+        try:
+            with trio.fail_after(self._connect_timeout):
+                stream = await trio.open_tcp_stream(host, port)
+        except (OSError, trio.TooSlowError) as exc:
+            self.failures += 1
+            raise PeerUnavailableError(f"cannot connect to {host}:{port}: {exc}") from None
+        self.opened += 1
+        return stream
+
+    async def _drop(self, link: _Link) -> None:
+        stream, link.stream = link.stream, None
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _evict(self) -> None:
+        while len(self._links) > self._max:
+            for address, link in self._links.items():
+                if not link.lock.locked():
+                    del self._links[address]
+                    await self._drop(link)
+                    break
+            else:
+                return
+
+    async def close_idle(self, idle_timeout: float) -> None:
+        """Close connections unused for ``idle_timeout`` seconds."""
+        now = trio.current_time()
+        for address, link in list(self._links.items()):
+            if not link.lock.locked() and now - link.last_used > idle_timeout:
+                del self._links[address]
+                await self._drop(link)
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        for link in list(self._links.values()):
+            await self._drop(link)
+        self._links.clear()
