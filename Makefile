@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/signed_messages.py
+	$(VENV)/bin/meshedge demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check meshedge tests examples benchmarks

@@ -9,6 +9,7 @@ is flushed at once; one cancel scope sleeps until the core's next deadline. Beca
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -58,14 +59,26 @@ class Message:
 
 
 class _Fanout:
-    """Bounded per-subscriber channels; overflow is dropped and counted, never silent."""
+    """Bounded per-subscriber channels; overflow is dropped and counted, never silent.
 
-    def __init__(self, capacity: int) -> None:
+    With ``backlog``, items published while nobody listens are kept (up to
+    ``capacity``) for the first subscriber, so nothing between start-up and the first
+    ``async for`` is lost.
+    """
+
+    def __init__(self, capacity: int, *, backlog: bool = False) -> None:
         self.capacity = capacity
         self.channels: list[trio.MemorySendChannel[Any]] = []
         self.dropped = 0
+        self._backlog: deque[Any] | None = deque() if backlog else None
 
     def publish(self, item: Any) -> None:
+        if not self.channels and self._backlog is not None:
+            if len(self._backlog) >= self.capacity:
+                self._backlog.popleft()
+                self.dropped += 1
+            self._backlog.append(item)
+            return
         for channel in self.channels:
             try:
                 channel.send_nowait(item)
@@ -83,6 +96,9 @@ class _Fanout:
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
         send, receive = trio.open_memory_channel[Any](self.capacity)
+        if self._backlog:
+            while self._backlog:
+                send.send_nowait(self._backlog.popleft())
         self.channels.append(send)
         try:
             async with receive:
@@ -113,7 +129,7 @@ class Node:
         self._nursery = nursery
         self._links = Links(max_connections=config.max_connections, connect_timeout=CONNECT_TIMEOUT)
         self._timer_scope: trio.CancelScope | None = None
-        self._events = _Fanout(config.subscriber_buffer)
+        self._events = _Fanout(config.subscriber_buffer, backlog=True)
         self._topics: dict[str, _Fanout] = {}
         self._replay = ReplayWindow()
         self._inbound = 0
@@ -176,9 +192,11 @@ class Node:
     # ------------------------------------------------------------------ API
 
     async def events(self) -> AsyncIterator[MembershipEvent]:
-        """Membership events from now on: joined, updated, suspected, failed, left, ...
+        """Membership events: joined, updated, suspected, failed, left, recovered.
 
-        An async generator; each iteration is a checkpoint. A consumer that falls more
+        The first consumer also gets the events since the node started (up to
+        ``config.subscriber_buffer`` of them); later ones get events from when they
+        start. An async generator; each iteration is a checkpoint. A consumer that falls more
         than ``config.subscriber_buffer`` events behind loses the overflow (counted in
         ``statistics()["events_dropped_slow_consumer"]``).
         """

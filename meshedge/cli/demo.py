@@ -1,0 +1,253 @@
+"""``meshedge demo``: a local mesh of real node processes, on 127.0.0.1 only.
+
+It starts N ``meshedge run`` processes that find each other by mDNS bound to
+127.0.0.1 (no seeds), shows the mesh forming, SIGKILLs one and shows the others
+detect it, restarts it with the same identity and shows it rejoin, then prints a
+summary and exits 0 (1 if a phase did not complete in time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+__all__ = ["add_demo_arguments", "demo_command"]
+
+#: Seconds each phase may take before the demo gives up (generous for a busy laptop).
+PHASE_TIMEOUT = 30.0
+_ALIVE_EVENTS = {"joined", "recovered", "updated"}
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``meshedge demo``."""
+    parser.add_argument("--nodes", type=int, default=4, help="node processes (default 4)")
+    parser.add_argument(
+        "--timing",
+        choices=("local", "lan"),
+        default="local",
+        help="protocol timing preset of the nodes (default: local)",
+    )
+
+
+@dataclass
+class _Proc:
+    index: int
+    identity_path: str
+    process: trio.Process | None = None
+    node_id: str = ""
+    address: str = ""
+    # what this node believes of the others: id -> state
+    view: dict[str, str] = field(default_factory=dict)
+    # when this node first reported each (event, id)
+    seen_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    started: trio.Event = field(default_factory=trio.Event)
+
+
+class _Demo:
+    def __init__(self, nodes: int, timing: str, directory: str) -> None:
+        self.mesh = f"demo-{secrets.token_hex(3)}"
+        self.timing = timing
+        self.procs = [_Proc(i, os.path.join(directory, f"node{i}.key")) for i in range(nodes)]
+        self.changed = trio.Event()
+        self.t0 = trio.current_time()
+
+    def command(self, proc: _Proc) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "meshedge",
+            "run",
+            "--mesh",
+            self.mesh,
+            "--bind",
+            "127.0.0.1:0",
+            "--mdns",
+            "--interface",
+            "127.0.0.1",
+            "--json",
+            "--timing",
+            self.timing,
+            "--identity",
+            proc.identity_path,
+        ]
+
+    def say(self, text: str) -> None:
+        print(f"[{trio.current_time() - self.t0:6.2f}s] {text}", flush=True)
+
+    async def start(self, nursery: trio.Nursery, proc: _Proc) -> None:
+        proc.view.clear()
+        proc.started = trio.Event()
+        proc.process = await trio.lowlevel.open_process(
+            self.command(proc), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        nursery.start_soon(self.read, proc, proc.process)
+        with trio.fail_after(PHASE_TIMEOUT):
+            await proc.started.wait()
+
+    async def read(self, proc: _Proc, process: trio.Process) -> None:
+        assert process.stdout is not None
+        buffer = b""
+        async for chunk in process.stdout:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                self.on_line(proc, line)
+
+    def on_line(self, proc: _Proc, line: bytes) -> None:
+        try:
+            record: dict[str, Any] = json.loads(line)
+        except ValueError:
+            return
+        event = record.get("event")
+        now = trio.current_time()
+        if event == "started":
+            proc.node_id, proc.address = record["id"], record["address"]
+            proc.started.set()
+        elif isinstance(event, str) and "id" in record:
+            state = "alive" if event in _ALIVE_EVENTS else record.get("state", event)
+            proc.view[record["id"]] = state
+            proc.seen_at.setdefault((event, record["id"]), now)
+        self.changed.set()
+
+    async def wait_for(self, condition: Callable[[], bool], progress: Callable[[], str]) -> None:
+        last = ""
+        with trio.fail_after(PHASE_TIMEOUT):
+            while not condition():
+                line = progress()
+                if line != last:
+                    self.say(line)
+                    last = line
+                self.changed = trio.Event()
+                await self.changed.wait()
+        self.say(progress())
+
+    def alive_seen(self, proc: _Proc) -> int:
+        ids = {p.node_id for p in self.procs if p is not proc}
+        return sum(1 for node_id in ids if proc.view.get(node_id) == "alive")
+
+    def running(self) -> list[_Proc]:
+        return [p for p in self.procs if p.process is not None and p.process.returncode is None]
+
+
+def _short(node_id: str) -> str:
+    return node_id[:8]
+
+
+async def _demo(nodes: int, timing: str) -> bool:
+    with tempfile.TemporaryDirectory(prefix="meshedge-demo-") as directory:
+        demo = _Demo(nodes, timing, directory)
+        print(
+            f"meshedge demo: {nodes} node processes on 127.0.0.1, mesh {demo.mesh!r}, "
+            f"timing {timing}; discovery by mDNS on 127.0.0.1 only (no seeds)",
+            flush=True,
+        )
+        summary: dict[str, float] = {}
+        completed = False
+        async with trio.open_nursery() as nursery:
+            try:
+                await _phases(demo, nursery, summary)
+                completed = True
+            except trio.TooSlowError:
+                print("demo: a phase did not complete in time", file=sys.stderr)
+            finally:
+                await _stop_all(demo)
+                nursery.cancel_scope.cancel()
+        if not completed:
+            return False
+        print("\nsummary")
+        for name, value in summary.items():
+            print(f"  {name:<34} {value:6.2f} s")
+        return True
+
+
+async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, float]) -> None:
+    procs = demo.procs
+    others = len(procs) - 1
+    # 1. the mesh forms by itself
+    start = trio.current_time()
+    for proc in procs:
+        await demo.start(nursery, proc)
+        demo.say(f"node{proc.index} started: {_short(proc.node_id)} on {proc.address}")
+    await demo.wait_for(
+        lambda: all(demo.alive_seen(p) == others for p in procs),
+        lambda: (
+            "mesh forming: "
+            + ", ".join(f"node{p.index} sees {demo.alive_seen(p)}/{others}" for p in procs)
+        ),
+    )
+    summary["mesh formed (from first start)"] = trio.current_time() - start
+    # 2. one node is killed and the others detect it
+    victim = procs[-1]
+    assert victim.process is not None
+    killed_at = trio.current_time()
+    demo.say(f"SIGKILL node{victim.index} ({_short(victim.node_id)}, pid {victim.process.pid})")
+    victim.process.send_signal(signal.SIGKILL)
+    await victim.process.wait()
+    survivors = procs[:-1]
+
+    def detected(p: _Proc) -> bool:
+        return p.view.get(victim.node_id) == "dead"
+
+    await demo.wait_for(
+        lambda: all(detected(p) for p in survivors),
+        lambda: (
+            "failure detection: "
+            + ", ".join(f"node{p.index}: {p.view.get(victim.node_id, '?')}" for p in survivors)
+        ),
+    )
+    times = [p.seen_at[("failed", victim.node_id)] - killed_at for p in survivors]
+    summary["failure detected, first node"] = min(times)
+    summary["failure detected, every node"] = max(times)
+    # 3. it restarts with the same identity and rejoins
+    restarted_at = trio.current_time()
+    await demo.start(nursery, victim)
+    demo.say(f"node{victim.index} restarted with the same identity {_short(victim.node_id)}")
+    await demo.wait_for(
+        lambda: (
+            all(p.view.get(victim.node_id) == "alive" for p in survivors)
+            and demo.alive_seen(victim) == others
+        ),
+        lambda: (
+            "rejoin: "
+            + ", ".join(f"node{p.index}: {p.view.get(victim.node_id, '?')}" for p in survivors)
+            + f"; node{victim.index} sees {demo.alive_seen(victim)}/{others}"
+        ),
+    )
+    summary["rejoined after restart"] = trio.current_time() - restarted_at
+
+
+async def _stop_all(demo: _Demo) -> None:
+    """SIGTERM our processes (they leave gracefully), then SIGKILL any that linger."""
+    with trio.CancelScope(shield=True):
+        running = demo.running()
+        for proc in running:
+            assert proc.process is not None
+            proc.process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(10):
+            for proc in running:
+                assert proc.process is not None
+                await proc.process.wait()
+        for proc in demo.running():
+            assert proc.process is not None
+            proc.process.kill()
+            await proc.process.wait()
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run ``meshedge demo``; returns the exit code."""
+    from ..errors import LocalProtocolError
+
+    if not 2 <= args.nodes <= 16:
+        raise LocalProtocolError("--nodes must be between 2 and 16")
+    return 0 if trio.run(_demo, args.nodes, args.timing) else 1
