@@ -120,7 +120,7 @@ class NodeConfig:
         check_mesh_name(self.mesh, self.limits)
         parse_address(self.bind)
         if self.advertise is not None:
-            host, port = parse_address(self.advertise)
+            _, port = parse_address(self.advertise)
             if port == 0:
                 raise LocalProtocolError("the advertised port cannot be 0")
         for seed in self.seeds:
