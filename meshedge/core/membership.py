@@ -30,8 +30,15 @@ from ..wire.datagram import datagram_room, open_frame, seal_datagram, seal_frame
 from ..wire.keyring import Keyring
 from ..wire.limits import DEFAULT_LIMITS, WireLimits
 from ..wire.message import SignedMessage, check_mesh_name, sign_message, verify_unit
-from ..wire.message_types import DIRECT_TYPES, MAX_HOST_SIZE, MAX_TAGS_SIZE, MessageType
+from ..wire.message_types import (
+    DIRECT_TYPES,
+    MAX_HOST_SIZE,
+    MAX_TAGS_SIZE,
+    MESSAGE_SCHEMAS,
+    MessageType,
+)
 from ..wire.replay import ReplayWindow
+from ..wire.schema import SchemaViolation
 from ..wire.signature import ED25519, SignatureScheme
 from ..wire.trust import TrustPolicy
 from .awareness import Awareness
@@ -246,7 +253,16 @@ def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     for key, value in tags.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise LocalProtocolError("tags map text to text")
-    if len(encode(tags)) > MAX_TAGS_SIZE:
+    try:
+        # The ALIVE schema also bounds entries, key and value sizes. Without this check
+        # a refused value (say 300 bytes) made signing fail *after* the node had taken
+        # the tags and a new incarnation: it could never sign its ALIVE statement again,
+        # so it ignored every suspicion (older than that incarnation) and stayed dead.
+        MESSAGE_SCHEMAS[MessageType.ALIVE]({1: 0, 2: ["host", 0], 3: tags})
+        size = len(encode(tags))
+    except (SchemaViolation, UnicodeEncodeError) as exc:
+        raise LocalProtocolError(f"tags refused: {exc}") from None
+    if size > MAX_TAGS_SIZE:
         raise LocalProtocolError(f"tags take more than {MAX_TAGS_SIZE} bytes encoded")
     return tags
 
@@ -459,7 +475,9 @@ class Membership:
         """Change this node's tags (a new incarnation, gossiped to everyone).
 
         Raises:
-            LocalProtocolError: not a text map, or larger than 512 bytes encoded.
+            LocalProtocolError: not a text map; more than 64 entries, a key over 128 or
+                a value over 256 UTF-8 bytes; or larger than 512 bytes encoded. A
+                refused change changes nothing.
         """
         self._tags = _check_tags(tags)
         self._reincarnate(self._incarnation + 1, now)
