@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import LocalProtocolError
+
 __all__ = ["DEFAULT_LIMITS", "WireLimits"]
 
 
@@ -38,8 +40,10 @@ class WireLimits:
             "max_units_per_datagram",
         ):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"WireLimits.{name} must be a positive integer, not {value!r}")
+            if type(value) is not int or value <= 0:
+                raise LocalProtocolError(
+                    f"WireLimits.{name} must be a positive integer, not {value!r}"
+                )
 
 
 #: The limits used when none are given.
