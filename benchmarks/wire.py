@@ -1,0 +1,233 @@
+"""Wire-layer benchmark: signing and verification speed, and bytes on the wire.
+
+Prints, in one run:
+
+- raw Ed25519 verifications per second with PyNaCl (``VerifyKey.verify`` with a detached
+  signature, and ``nacl.bindings.crypto_sign_open``) on a message as long as the bytes a
+  meshedge signature covers; the faster of the two is "raw";
+- ``sign_message`` and ``verify_message`` per second for a ~200-byte sensor reading, and
+  the ratio verify_message / raw verify (goal >= 0.75);
+- the bytes a signed message adds to its CBOR body, plain and encrypted (goals <= 110
+  and <= 150), with a breakdown into COSE_Sign1 framing, envelope fields and encryption.
+
+Each rate is the best of 3 timed runs of about 1.5 s each (time.perf_counter).
+Run it with ``.venv/bin/python benchmarks/wire.py``; it uses no network.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cbor2
+import nacl
+import nacl.bindings
+import nacl.signing
+
+from meshedge import Identity, Keyring, TrustPolicy
+from meshedge.wire import ReplayWindow, cose, seal_frame, sign_message, verify_message
+
+MESH = "greenhouse"
+SECONDS_PER_RUN = 1.5
+RUNS = 3
+RATIO_GOAL = 0.75
+PLAIN_OVERHEAD_GOAL = 110
+ENCRYPTED_OVERHEAD_GOAL = 150
+
+#: A realistic reading from an environmental sensor: about 200 bytes of CBOR.
+READING: dict[str, Any] = {
+    "device": "greenhouse-3/sensor-12",
+    "ts": 1_717_171_717_123,
+    "celsius": 21.53,
+    "humidity": 0.431,
+    "pressure_hpa": 1013.2,
+    "co2_ppm": 412,
+    "battery_v": 3.71,
+    "rssi_dbm": -67,
+    "status": "ok",
+    "samples": [21.49, 21.51, 21.53, 21.55, 21.52],
+}
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def best_rate(run: Callable[[int], None], count: int) -> float:
+    """Operations per second: ``run(count)`` does ``count`` operations; best of RUNS."""
+    best = 0.0
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        run(count)
+        elapsed = time.perf_counter() - start
+        best = max(best, count / elapsed)
+    return best
+
+
+def calibrated_count(run: Callable[[int], None]) -> int:
+    """How many operations take about SECONDS_PER_RUN."""
+    count = 200
+    while True:
+        start = time.perf_counter()
+        run(count)
+        elapsed = time.perf_counter() - start
+        if elapsed > 0.2:
+            return max(1, int(count * SECONDS_PER_RUN / elapsed))
+        count *= 4
+
+
+def measure(run: Callable[[int], None]) -> float:
+    return best_rate(run, calibrated_count(run))
+
+
+def line(label: str, value: str, note: str = "") -> None:
+    print(f"  {label:<48} {value:>12}  {note}".rstrip())
+
+
+def main() -> None:
+    identity = Identity.generate()
+    public_key = bytes(identity.node_id)
+    body = cbor2.dumps(READING)
+    signed = sign_message(identity, READING, mesh=MESH)
+    inner = cose.verify_sign1(signed, public_key)  # the envelope map
+    # What Ed25519 actually signs: the RFC 9052 Sig_structure around the payload.
+    to_be_signed = cose.sig_structure(cose.EDDSA_PROTECTED, inner)
+
+    print("meshedge wire benchmark")
+    print(
+        f"  Python {platform.python_version()}, PyNaCl {nacl.__version__}, "
+        f"cbor2 {importlib.metadata.version('cbor2')}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs; best of {RUNS} x ~{SECONDS_PER_RUN} s"
+    )
+    print(
+        f"  body {len(body)} B of CBOR; signed message {len(signed)} B; "
+        f"Ed25519 signs {len(to_be_signed)} B (Sig_structure)"
+    )
+
+    # --- Speed ------------------------------------------------------------------------
+    raw_message = os.urandom(len(to_be_signed))
+    signing_key = nacl.signing.SigningKey.generate()
+    verify_key = signing_key.verify_key
+    raw_public = bytes(verify_key)
+    raw_signature = signing_key.sign(raw_message).signature
+    signed_and_message = raw_signature + raw_message
+
+    def raw_verify_key(count: int) -> None:
+        verify = verify_key.verify
+        for _ in range(count):
+            verify(raw_message, raw_signature)
+
+    def raw_sign_open(count: int) -> None:
+        sign_open = nacl.bindings.crypto_sign_open
+        for _ in range(count):
+            sign_open(signed_and_message, raw_public)
+
+    def sign(count: int) -> None:
+        for _ in range(count):
+            sign_message(identity, READING, mesh=MESH)
+
+    trust = TrustPolicy.allow([identity.node_id])
+
+    def verify(count: int) -> None:
+        for _ in range(count):
+            verify_message(signed, mesh=MESH, trust=trust)
+
+    print("\nspeed")
+    rate_verify_key = measure(raw_verify_key)
+    rate_sign_open = measure(raw_sign_open)
+    raw = max(rate_verify_key, rate_sign_open)
+    line("raw Ed25519 verify: VerifyKey.verify", f"{rate_verify_key:,.0f}/s")
+    line("raw Ed25519 verify: crypto_sign_open", f"{rate_sign_open:,.0f}/s")
+    line("raw (the faster)", f"{raw:,.0f}/s")
+    line("sign_message", f"{measure(sign):,.0f}/s")
+
+    rate_verify = measure(verify)
+    line("verify_message (mesh + allowlist)", f"{rate_verify:,.0f}/s")
+
+    # The full receive path: also the replay window, so every message must be new.
+    count = calibrated_count(verify)
+    distinct = [sign_message(identity, READING, mesh=MESH) for _ in range(count)]
+
+    def verify_with_replay(count: int) -> None:
+        replay = ReplayWindow()
+        for data in distinct[:count]:
+            verify_message(data, mesh=MESH, trust=trust, replay=replay)
+
+    rate_full = best_rate(verify_with_replay, count)
+    line("verify_message (mesh + allowlist + replay)", f"{rate_full:,.0f}/s")
+    for label, rate in (("without", rate_verify), ("with", rate_full)):
+        ratio = rate / raw
+        line(
+            f"verify_message / raw verify, {label} replay",
+            f"{ratio:.2f}",
+            f"goal >= {RATIO_GOAL}  {verdict(ratio >= RATIO_GOAL)}",
+        )
+
+    # --- Size -------------------------------------------------------------------------
+    keyring = Keyring([Keyring.generate_key()])
+    encrypted = seal_frame(signed, keyring=keyring)
+    plain_overhead = len(signed) - len(body)
+    encrypted_overhead = len(encrypted) - len(body)
+
+    print("\nbytes added to a CBOR body")
+    line(
+        "signed (COSE_Sign1)",
+        f"{plain_overhead} B",
+        f"goal <= {PLAIN_OVERHEAD_GOAL}  {verdict(plain_overhead <= PLAIN_OVERHEAD_GOAL)}",
+    )
+    line(
+        "signed and encrypted (with a Keyring)",
+        f"{encrypted_overhead} B",
+        f"goal <= {ENCRYPTED_OVERHEAD_GOAL}  "
+        f"{verdict(encrypted_overhead <= ENCRYPTED_OVERHEAD_GOAL)}",
+    )
+
+    payload_header = len(cbor2.dumps(inner)) - len(inner)
+    framing = {
+        "tag 18 + array(4)": 2,
+        "protected header bstr {1: -8}": 1 + len(cose.EDDSA_PROTECTED),
+        "unprotected {4: bstr(32)} header": 4,
+        "kid: the 32-byte public key": 32,
+        "payload bstr header": payload_header,
+        "signature bstr header": 2,
+        "Ed25519 signature": 64,
+    }
+    mesh_field = len(cbor2.dumps(MESH))
+    epoch_field = len(cbor2.dumps(identity.epoch))
+    seq_field = len(cbor2.dumps(0))
+    envelope = {
+        "map header (5 entries)": 1,
+        "5 one-byte keys": 5,
+        f"mesh {MESH!r}": mesh_field,
+        "epoch (wall-clock ms)": epoch_field,
+        "seq (0..23: 1 B; grows to 9 B)": seq_field,
+        "type": 1,
+    }
+    iv = cbor2.dumps({cose.HEADER_IV: bytes(cose.NONCE_SIZE)})
+    encryption = {
+        "tag 16 + array(3)": 2,
+        "protected header bstr {1: 24}": 1 + len(cose.CHACHA20_POLY1305_PROTECTED),
+        "unprotected {5: 12-byte IV}": len(iv),
+        "ciphertext bstr header": len(cbor2.dumps(signed)) - len(signed),
+        "Poly1305 tag": 16,
+    }
+    assert sum(framing.values()) == len(signed) - len(inner), "framing breakdown"
+    assert sum(envelope.values()) == len(inner) - len(body), "envelope breakdown"
+    assert sum(encryption.values()) == len(encrypted) - len(signed), "encryption breakdown"
+
+    for title, parts in (
+        ("COSE_Sign1 framing (108 B fixed + payload header)", framing),
+        ("envelope fields", envelope),
+        ("COSE_Encrypt0 (with a Keyring)", encryption),
+    ):
+        print(f"\n  {title}: {sum(parts.values())} B")
+        for label, size in parts.items():
+            line(f"  {label}", f"{size} B")
+
+
+if __name__ == "__main__":
+    main()
