@@ -10,7 +10,8 @@ Prints, in one run:
 - the bytes a signed message adds to its CBOR body, plain and encrypted (goals <= 110
   and <= 150), with a breakdown into COSE_Sign1 framing, envelope fields and encryption.
 
-Each rate is the best of 3 timed runs of about 1.5 s each (time.perf_counter).
+Each rate is the best of 3 timed runs of about 1.5 s each (time.perf_counter); the runs
+of all figures are interleaved, so background load affects them alike.
 Run it with ``.venv/bin/python benchmarks/wire.py``; it uses no network.
 """
 
@@ -57,15 +58,11 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def best_rate(run: Callable[[int], None], count: int) -> float:
-    """Operations per second: ``run(count)`` does ``count`` operations; best of RUNS."""
-    best = 0.0
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        run(count)
-        elapsed = time.perf_counter() - start
-        best = max(best, count / elapsed)
-    return best
+def timed_rate(run: Callable[[int], None], count: int) -> float:
+    """Operations per second of one ``run(count)``, which does ``count`` operations."""
+    start = time.perf_counter()
+    run(count)
+    return count / (time.perf_counter() - start)
 
 
 def calibrated_count(run: Callable[[int], None]) -> int:
@@ -80,8 +77,17 @@ def calibrated_count(run: Callable[[int], None]) -> int:
         count *= 4
 
 
-def measure(run: Callable[[int], None]) -> float:
-    return best_rate(run, calibrated_count(run))
+def best_rates(benchmarks: dict[str, tuple[Callable[[int], None], int]]) -> dict[str, float]:
+    """Best of RUNS rates for each benchmark, interleaved round by round.
+
+    Interleaving exposes every benchmark to the same background load, so that ratios
+    between them stay meaningful on a busy machine.
+    """
+    best = dict.fromkeys(benchmarks, 0.0)
+    for _ in range(RUNS):
+        for name, (run, count) in benchmarks.items():
+            best[name] = max(best[name], timed_rate(run, count))
+    return best
 
 
 def line(label: str, value: str, note: str = "") -> None:
@@ -136,29 +142,36 @@ def main() -> None:
         for _ in range(count):
             verify_message(signed, mesh=MESH, trust=trust)
 
-    print("\nspeed")
-    rate_verify_key = measure(raw_verify_key)
-    rate_sign_open = measure(raw_sign_open)
-    raw = max(rate_verify_key, rate_sign_open)
-    line("raw Ed25519 verify: VerifyKey.verify", f"{rate_verify_key:,.0f}/s")
-    line("raw Ed25519 verify: crypto_sign_open", f"{rate_sign_open:,.0f}/s")
-    line("raw (the faster)", f"{raw:,.0f}/s")
-    line("sign_message", f"{measure(sign):,.0f}/s")
-
-    rate_verify = measure(verify)
-    line("verify_message (mesh + allowlist)", f"{rate_verify:,.0f}/s")
-
-    # The full receive path: also the replay window, so every message must be new.
-    count = calibrated_count(verify)
-    distinct = [sign_message(identity, READING, mesh=MESH) for _ in range(count)]
+    # The full receive path also checks the replay window, so every message must be new.
+    replay_count = calibrated_count(verify)
+    distinct = [sign_message(identity, READING, mesh=MESH) for _ in range(replay_count)]
 
     def verify_with_replay(count: int) -> None:
         replay = ReplayWindow()
         for data in distinct[:count]:
             verify_message(data, mesh=MESH, trust=trust, replay=replay)
 
-    rate_full = best_rate(verify_with_replay, count)
-    line("verify_message (mesh + allowlist + replay)", f"{rate_full:,.0f}/s")
+    runs = {
+        "raw Ed25519 verify: VerifyKey.verify": raw_verify_key,
+        "raw Ed25519 verify: crypto_sign_open": raw_sign_open,
+        "sign_message": sign,
+        "verify_message (mesh + allowlist)": verify,
+    }
+    benchmarks = {name: (run, calibrated_count(run)) for name, run in runs.items()}
+    benchmarks["verify_message (mesh + allowlist + replay)"] = (verify_with_replay, replay_count)
+    rates = best_rates(benchmarks)
+    raw = max(
+        rates["raw Ed25519 verify: VerifyKey.verify"], rates["raw Ed25519 verify: crypto_sign_open"]
+    )
+    rate_verify = rates["verify_message (mesh + allowlist)"]
+    rate_full = rates["verify_message (mesh + allowlist + replay)"]
+
+    print("\nspeed")
+    for name in list(runs)[:2]:
+        line(name, f"{rates[name]:,.0f}/s")
+    line("raw (the faster)", f"{raw:,.0f}/s")
+    for name in list(benchmarks)[2:]:
+        line(name, f"{rates[name]:,.0f}/s")
     for label, rate in (("without", rate_verify), ("with", rate_full)):
         ratio = rate / raw
         line(
