@@ -480,33 +480,33 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
     bind_host, bind_port = parse_address(config.bind)
     bind_host, _ = await _resolve(bind_host, bind_port)
     udp = UdpEndpoint.bind(bind_host, bind_port)
+    listeners: list[trio.SocketListener] = []
+    # Everything that can fail after the bind (the TCP listener, resolving the advertise
+    # address and the seeds, the core refusing the tags) is inside this try, so that a
+    # failed start never leaves the port bound.
     try:
         port = udp.port
         listeners = await trio.open_tcp_listeners(port, host=bind_host)
-    except BaseException:
-        udp.close()
-        raise
-    if config.advertise is not None:
-        advertise = await _resolve(*parse_address(config.advertise))
-    else:
-        host = bind_host
-        if host in ("0.0.0.0", "::"):
-            host = _guess_advertise_host()
-        advertise = (host, port)
-    seeds = [await _resolve(*parse_address(seed)) for seed in config.seeds]
-    core = Membership(
-        identity,
-        mesh=config.mesh,
-        address=advertise,
-        now=trio.current_time(),
-        rng=random.Random(),
-        timing=config.timing,
-        tags=config.tags,
-        trust=config.trust,
-        keyring=config.keyring,
-        limits=config.limits,
-    )
-    try:
+        if config.advertise is not None:
+            advertise = await _resolve(*parse_address(config.advertise))
+        else:
+            host = bind_host
+            if host in ("0.0.0.0", "::"):
+                host = _guess_advertise_host()
+            advertise = (host, port)
+        seeds = [await _resolve(*parse_address(seed)) for seed in config.seeds]
+        core = Membership(
+            identity,
+            mesh=config.mesh,
+            address=advertise,
+            now=trio.current_time(),
+            rng=random.Random(),
+            timing=config.timing,
+            tags=config.tags,
+            trust=config.trust,
+            keyring=config.keyring,
+            limits=config.limits,
+        )
         async with trio.open_nursery() as nursery:
             node = Node(config, identity, core, udp, nursery)
             await nursery.start(node._timer_loop)
