@@ -466,7 +466,8 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
     ``async with open_node(config, identity=identity) as node:`` — the node runs in a
     nursery owned by this context manager. Entering is a checkpoint and returns once the
     sockets are bound (and mDNS started, if enabled). Cancelling the surrounding scope
-    stops the node after a bounded, shielded attempt to leave gracefully.
+    stops the node after a bounded, shielded attempt to leave gracefully. An exception
+    raised in the block comes out of it as itself, not wrapped in an exception group.
 
     Args:
         config: what to bind, which mesh, how to find peers, limits.
@@ -481,6 +482,7 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
     bind_host, _ = await _resolve(bind_host, bind_port)
     udp = UdpEndpoint.bind(bind_host, bind_port)
     listeners: list[trio.SocketListener] = []
+    unwrapped: BaseException | None = None
     # Everything that can fail after the bind (the TCP listener, resolving the advertise
     # address and the seeds, the core refusing the tags) is inside this try, so that a
     # failed start never leaves the port bound.
@@ -526,8 +528,17 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
                     await node._leave()
                     await node._links.aclose()
                 nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps whatever was raised inside it (by the caller's block, or by
+        # a node task) in a group; a lone exception comes out as itself, so that
+        # ``except KeyError`` around ``async with open_node(...)`` works.
+        if len(group.exceptions) != 1:
+            raise
+        unwrapped = group.exceptions[0]
     finally:
         udp.close()
         for listener in listeners:
             with trio.CancelScope(shield=True):
                 await listener.aclose()
+    if unwrapped is not None:
+        raise unwrapped
