@@ -280,6 +280,17 @@ def test_node_id_parse_rejects_junk(bad: str) -> None:
         NodeId.parse(bad)
 
 
+def test_node_id_parse_rejects_uppercase() -> None:
+    # The text form is lowercase; one id has exactly one text form.
+    text = str(NodeId(RFC8032_PUBLIC))
+    first_letter = next(i for i, c in enumerate(text) if c.isalpha())
+    variants = [text.upper(), text[:first_letter] + text[first_letter:].capitalize()]
+    for variant in variants:
+        assert variant != text
+        with pytest.raises(LocalProtocolError, match="non-canonical"):
+            NodeId.parse(variant)
+
+
 def test_node_id_parse_rejects_non_canonical_padding_bits() -> None:
     text = str(NodeId(RFC8032_PUBLIC))
     bad = _non_canonical_last_char(text)
@@ -308,7 +319,7 @@ def test_node_id_parse_only_accepts_the_canonical_form(text: str) -> None:
         node_id = NodeId.parse(text)
     except LocalProtocolError:
         return
-    assert str(node_id) == text.lower()
+    assert str(node_id) == text
 
 
 @pytest.mark.parametrize("key", [b"", bytes(31), bytes(33), bytearray(32), "a" * 32])
