@@ -33,7 +33,7 @@ from ..wire.message import sign_message
 from ..wire.message_types import MessageType
 from ..wire.replay import ReplayWindow
 from .config import NodeConfig, parse_address
-from .transport import FrameTooLarge, Links, UdpEndpoint, frame, is_ip, read_frames
+from .transport import FrameTimeout, FrameTooLarge, Links, UdpEndpoint, frame, is_ip, read_frames
 
 __all__ = ["Message", "Node", "open_node"]
 
@@ -142,6 +142,8 @@ class Node:
             "messages_sent": 0,
             "messages_received": 0,
             "connections_refused": 0,
+            # Inbound connections cut because a frame was not finished in time.
+            "frames_timed_out": 0,
             "frames_dropped_busy": 0,
             "frames_unsent": 0,
             "no_subscriber": 0,
@@ -355,7 +357,9 @@ class Node:
                 )
         except FrameTooLarge:
             self._drops[DropReason.OVERSIZED.value] += 1
-        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except FrameTimeout:
+            self._stats["frames_timed_out"] += 1
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
             self._inbound -= 1

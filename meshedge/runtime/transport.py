@@ -24,6 +24,7 @@ from ..errors import PeerUnavailableError
 
 __all__ = [
     "FRAME_HEADER_SIZE",
+    "FrameTimeout",
     "FrameTooLarge",
     "Links",
     "UdpEndpoint",
@@ -61,6 +62,10 @@ def frame(data: bytes) -> bytes:
 
 class FrameTooLarge(Exception):
     """A peer announced a frame larger than the limit."""
+
+
+class FrameTimeout(Exception):
+    """A peer started a frame and did not finish it within the frame timeout."""
 
 
 class UdpEndpoint:
@@ -142,11 +147,17 @@ async def read_frames(
 ) -> None:
     """Read length-prefixed frames from ``stream`` until EOF, passing each to ``on_frame``.
 
+    Returns at EOF, or when no frame starts within ``idle_timeout``. Once the first byte
+    of a frame has arrived, the whole frame must arrive within ``frame_timeout`` (one
+    deadline per frame, not per chunk, so a peer that trickles a byte at a time cannot
+    hold the connection). Time spent in ``on_frame`` does not count.
+
     Raises:
         FrameTooLarge: a frame above ``max_frame_size`` was announced.
-        trio.TooSlowError: idle too long, or a frame took longer than ``frame_timeout``.
+        FrameTimeout: a frame took longer than ``frame_timeout``.
     """
     buffer = bytearray()
+    frame_deadline: float | None = None  # when the frame being read must be complete
     while True:
         while len(buffer) >= FRAME_HEADER_SIZE:
             length = int.from_bytes(buffer[:FRAME_HEADER_SIZE], "big")
@@ -157,13 +168,24 @@ async def read_frames(
                 break
             data = bytes(buffer[FRAME_HEADER_SIZE:end])
             del buffer[:end]
+            frame_deadline = None
             await on_frame(data)
-        timeout = frame_timeout if buffer else idle_timeout
-        with trio.fail_after(timeout):
+        if buffer:
+            if frame_deadline is None:
+                frame_deadline = trio.current_time() + frame_timeout
+            with trio.move_on_at(frame_deadline):
+                chunk = await stream.receive_some(_RECEIVE_SIZE)
+                if chunk:
+                    buffer += chunk
+                    continue
+                return
+            raise FrameTimeout(f"a frame of {len(buffer)} bytes so far took over {frame_timeout} s")
+        with trio.move_on_after(idle_timeout):
             chunk = await stream.receive_some(_RECEIVE_SIZE)
-        if not chunk:
-            return
-        buffer += chunk
+            if chunk:
+                buffer += chunk
+                continue
+        return
 
 
 class _Link:
