@@ -161,7 +161,7 @@ async def read_frames(
     while True:
         while len(buffer) >= FRAME_HEADER_SIZE:
             length = int.from_bytes(buffer[:FRAME_HEADER_SIZE], "big")
-            if length > max_frame_size or length == 0:
+            if length > max_frame_size:
                 raise FrameTooLarge(f"frame of {length} bytes")
             end = FRAME_HEADER_SIZE + length
             if len(buffer) < end:
