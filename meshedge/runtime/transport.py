@@ -243,6 +243,11 @@ class Links:
                             f"connection to {address[0]}:{address[1]} broke: {exc}"
                         ) from None
                     continue
+                except BaseException:
+                    # Cancelled part-way: the stream may now end inside a frame, and the
+                    # next frame written after it would be garbage to the peer.
+                    await self._drop(link)
+                    raise
                 link.last_used = trio.current_time()
                 return
 
