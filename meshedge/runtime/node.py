@@ -446,7 +446,10 @@ async def _resolve(host: str, port: int) -> Address:
     """An IP literal for ``host`` (name resolution runs in trio's resolver thread)."""
     if is_ip(host):
         return host, port
-    infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_DGRAM)
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_DGRAM)
+    except OSError as exc:  # socket.gaierror: an unknown name is a configuration error
+        raise LocalProtocolError(f"cannot resolve {host!r}: {exc}") from None
     if not infos:
         raise LocalProtocolError(f"cannot resolve {host!r}")
     return str(infos[0][4][0]), port
