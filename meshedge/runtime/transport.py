@@ -188,12 +188,29 @@ async def read_frames(
         return
 
 
+def _peer_closed(raw: stdlib_socket.socket) -> bool:
+    """True if the peer closed or reset this outbound connection.
+
+    Peers never write on a connection we opened, so anything readable (EOF, an error,
+    stray bytes) means it is no longer a usable link. One non-blocking syscall.
+    """
+    try:
+        raw.recv(1, stdlib_socket.MSG_PEEK | stdlib_socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
 class _Link:
-    __slots__ = ("address", "stream", "lock", "last_used")
+    __slots__ = ("address", "stream", "raw", "lock", "last_used")
 
     def __init__(self, address: Address) -> None:
         self.address = address
         self.stream: trio.SocketStream | None = None
+        # The same socket as ``stream``, for the synchronous liveness check.
+        self.raw: stdlib_socket.socket | None = None
         self.lock = trio.Lock()
         self.last_used = 0.0
 
@@ -231,8 +248,12 @@ class Links:
         self._links.move_to_end(address)
         async with link.lock:
             for attempt in range(2):
+                if link.stream is not None and link.raw is not None and _peer_closed(link.raw):
+                    # The peer closed it (its idle timeout, a restart): a frame written
+                    # now would be accepted by our kernel and silently lost.
+                    await self._drop(link)
                 if link.stream is None:
-                    link.stream = await self._connect(address)
+                    link.stream, link.raw = await self._connect(address)
                 try:
                     await link.stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -251,22 +272,30 @@ class Links:
                 link.last_used = trio.current_time()
                 return
 
-    async def _connect(self, address: Address) -> trio.SocketStream:
+    async def _connect(self, address: Address) -> tuple[trio.SocketStream, stdlib_socket.socket]:
         host, port = address
         if not is_ip(host):
             self.failures += 1
             raise PeerUnavailableError(f"{host!r} is not an IP address")
+        family = stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
+        raw = stdlib_socket.socket(family, stdlib_socket.SOCK_STREAM)
+        raw.setblocking(False)
+        sock = trio.socket.from_stdlib_socket(raw)
         try:
             with trio.fail_after(self._connect_timeout):
-                stream = await trio.open_tcp_stream(host, port)
+                await sock.connect((host, port))
         except (OSError, trio.TooSlowError) as exc:
+            sock.close()
             self.failures += 1
             raise PeerUnavailableError(f"cannot connect to {host}:{port}: {exc}") from None
+        except BaseException:
+            sock.close()
+            raise
         self.opened += 1
-        return stream
+        return trio.SocketStream(sock), raw
 
     async def _drop(self, link: _Link) -> None:
-        stream, link.stream = link.stream, None
+        stream, link.stream, link.raw = link.stream, None, None
         if stream is not None:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
