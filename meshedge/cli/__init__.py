@@ -7,6 +7,7 @@ bad tag); 3 key or identity file problem; 4 address already in use.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "keygen":
+            if os.path.lexists(args.path) and not args.force:
+                # The library's message names its keyword argument; say the flag here.
+                print(f"meshedge: {args.path} exists; pass --force to replace it", file=sys.stderr)
+                return EXIT_KEY_FILE
             identity = Identity.generate()
             identity.save(args.path, overwrite=args.force)
             print(f"{identity.node_id}  written to {args.path} (mode 0600)")
