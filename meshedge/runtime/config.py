@@ -123,10 +123,11 @@ class NodeConfig:
             _, port = parse_address(self.advertise)
             if port == 0:
                 raise LocalProtocolError("the advertised port cannot be 0")
+        if isinstance(self.seeds, str):
+            # Checked first: iterating a string would complain about its characters.
+            raise LocalProtocolError("seeds is a sequence of 'host:port' strings")
         for seed in self.seeds:
             parse_address(seed)
-        if isinstance(self.seeds, str):
-            raise LocalProtocolError("seeds is a sequence of 'host:port' strings")
         if self.mdns_interfaces is not None:
             for ip in self.mdns_interfaces:
                 if not _is_ip(ip):
