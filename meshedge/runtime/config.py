@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -142,7 +143,21 @@ class NodeConfig:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise LocalProtocolError(f"NodeConfig.{name} must be a positive integer")
-        for name in ("connection_idle_timeout", "frame_read_timeout", "leave_timeout"):
+        # NaN or infinity would only fail later, inside a running node (trio refuses a NaN
+        # timeout), and a zero idle or frame timeout would refuse every stream frame.
+        for name, least in (
+            ("connection_idle_timeout", "a positive"),
+            ("frame_read_timeout", "a positive"),
+            ("leave_timeout", "a non-negative"),
+        ):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise LocalProtocolError(f"NodeConfig.{name} must be a non-negative number")
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value < 0
+                or (value == 0 and least == "a positive")
+            ):
+                raise LocalProtocolError(
+                    f"NodeConfig.{name} must be {least} number of seconds, not {value!r}"
+                )
