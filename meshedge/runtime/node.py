@@ -63,16 +63,26 @@ class _Fanout:
 
     With ``backlog``, items published while nobody listens are kept (up to
     ``capacity``) for the first subscriber, so nothing between start-up and the first
-    ``async for`` is lost.
+    ``async for`` is lost. After :meth:`close`, every subscription ends once it has
+    read what it was given, and new ones end at once.
     """
 
     def __init__(self, capacity: int, *, backlog: bool = False) -> None:
         self.capacity = capacity
         self.channels: list[trio.MemorySendChannel[Any]] = []
         self.dropped = 0
+        self.closed = False
         self._backlog: deque[Any] | None = deque() if backlog else None
 
+    def close(self) -> None:
+        self.closed = True
+        for channel in self.channels:
+            channel.close()
+        self.channels.clear()
+
     def publish(self, item: Any) -> None:
+        if self.closed:
+            return
         if not self.channels and self._backlog is not None:
             if len(self._backlog) >= self.capacity:
                 self._backlog.popleft()
@@ -99,12 +109,16 @@ class _Fanout:
         if self._backlog:
             while self._backlog:
                 send.send_nowait(self._backlog.popleft())
-        self.channels.append(send)
+        if self.closed:
+            send.close()
+        else:
+            self.channels.append(send)
         try:
             async with receive:
                 yield receive
         finally:
-            self.channels.remove(send)
+            if send in self.channels:
+                self.channels.remove(send)
             send.close()
 
 
@@ -136,6 +150,7 @@ class Node:
         self._background_frames = 0
         self._seeds: list[Address] = []
         self._left: trio.Event | None = None  # set once the LEFT statement is out
+        self._stopped = False  # the node has left: streams end, new ones end at once
         self._stats: dict[str, int] = {
             "frames_received": 0,
             "frame_bytes_received": 0,
@@ -198,7 +213,8 @@ class Node:
 
         The first consumer also gets the events since the node started (up to
         ``config.subscriber_buffer`` of them); later ones get events from when they
-        start. An async generator; each iteration is a checkpoint. A consumer that falls more
+        start. The iteration ends when the node stops (``open_node`` exits).
+        An async generator; each iteration is a checkpoint. A consumer that falls more
         than ``config.subscriber_buffer`` events behind loses the overflow (counted in
         ``statistics()["events_dropped_slow_consumer"]``).
         """
@@ -210,15 +226,17 @@ class Node:
     async def subscribe(self, topic: str) -> AsyncIterator[trio.MemoryReceiveChannel[Message]]:
         """Receive the messages of ``topic``, sent directly or broadcast.
 
-        Yields a channel to iterate with ``async for``. Direct messages wait for a slow
-        subscriber (backpressure reaches the sender); broadcasts beyond the buffer are
-        dropped and counted.
+        Yields a channel to iterate with ``async for``; the iteration ends when the node
+        stops. Direct messages wait for a slow subscriber (backpressure reaches the
+        sender); broadcasts beyond the buffer are dropped and counted.
         """
         if not isinstance(topic, str):
             raise LocalProtocolError("a topic is a string")
         fanout = self._topics.get(topic)
         if fanout is None:
             fanout = self._topics[topic] = _Fanout(self._config.subscriber_buffer)
+            if self._stopped:
+                fanout.close()
         try:
             async with fanout.subscribe() as receive:
                 yield receive
@@ -399,6 +417,13 @@ class Node:
             await trio.sleep(max(1.0, self._config.connection_idle_timeout / 4))
             await self._links.close_idle(self._config.connection_idle_timeout)
 
+    def _end_streams(self) -> None:
+        """End every events() and subscribe() iteration: the node has stopped."""
+        self._stopped = True
+        self._events.close()
+        for fanout in self._topics.values():
+            fanout.close()
+
     async def _leave(self) -> None:
         """Leave gracefully: spread the LEFT statement for up to ``leave_timeout``."""
         core = self._core
@@ -534,6 +559,7 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
                 with trio.CancelScope(shield=True):
                     await node._leave()
                     await node._links.aclose()
+                node._end_streams()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery wraps whatever was raised inside it (by the caller's block, or by
