@@ -247,22 +247,30 @@ class Node:
     async def set_tags(self, tags: Mapping[str, str]) -> None:
         """Change this node's tags; every member sees them soon (a checkpoint).
 
+        If it raises ``trio.Cancelled``, the tags were not changed.
+
         Raises:
             LocalProtocolError: not a text map, or too large.
         """
+        # trio's rule: a call that raises Cancelled did nothing. So check for a pending
+        # cancel first, act, and only then yield without letting a cancel in.
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._core.set_tags(tags, trio.current_time())
         self._flush()
-        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def broadcast(self, topic: str, payload: Any) -> None:
         """Gossip ``payload`` on ``topic`` to every member; delivered once each.
 
+        A checkpoint; if it raises ``trio.Cancelled``, nothing was broadcast.
+
         Raises:
             LocalProtocolError: unusable topic or payload, or too large for a datagram.
         """
+        await trio.lowlevel.checkpoint_if_cancelled()  # see set_tags
         self._core.broadcast(topic, payload, trio.current_time())
         self._flush()
-        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send(self, peer: NodeId, topic: str, payload: Any) -> None:
         """Send ``payload`` to one member over the stream transport, reliably and in order.
