@@ -109,6 +109,8 @@ def main() -> None:
         f"cbor2 {importlib.metadata.version('cbor2')}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs; best of {RUNS} x ~{SECONDS_PER_RUN} s"
     )
+    # Rates mean little on a busy machine: say how busy it was.
+    print(f"  load average at start: {os.getloadavg()[0]:.2f}")
     print(
         f"  body {len(body)} B of CBOR; signed message {len(signed)} B; "
         f"Ed25519 signs {len(to_be_signed)} B (Sig_structure)"
