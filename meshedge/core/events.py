@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from ..identity import NodeId
-from .member import Member
+from ..wire.message import SignedMessage
+from .member import Address, Member
 
 __all__ = [
     "BroadcastReceived",
+    "ForeignMessage",
     "MemberEvent",
     "MemberFailed",
     "MemberJoined",
@@ -71,5 +73,19 @@ class BroadcastReceived:
     payload: Any
 
 
+@dataclass(frozen=True, slots=True)
+class ForeignMessage:
+    """A verified direct message that belongs to another core (or the application).
+
+    The membership core checked it (signature, mesh, trust, replay window) and hands it
+    out unchanged: work-stealing messages, direct application messages.
+    """
+
+    #: The verified message.
+    message: SignedMessage
+    #: Where it came from (a datagram's source, or the stream's peer address).
+    address: Address
+
+
 #: Anything ``next_event()`` returns.
-MembershipEvent: TypeAlias = MemberEvent | BroadcastReceived
+MembershipEvent: TypeAlias = MemberEvent | BroadcastReceived | ForeignMessage

@@ -44,6 +44,7 @@ from ..wire.trust import TrustPolicy
 from .awareness import Awareness
 from .events import (
     BroadcastReceived,
+    ForeignMessage,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -67,6 +68,11 @@ _STATE_RANK: Final = {
 }
 _PROBE_SEQ_MODULUS: Final = 2**32
 _SIGNATURE_SIZE: Final = 64
+#: Direct messages of the failure detector itself; other direct types belong to other
+#: cores and are handed out as ForeignMessage events.
+_PROBE_TYPES: Final = frozenset(
+    {MessageType.PING, MessageType.ACK, MessageType.NACK, MessageType.PING_REQ}
+)
 _BROADCAST_ID_SIZE: Final = 16
 
 
@@ -538,13 +544,20 @@ class Membership:
             message = self._verify(unit)
             if message is None:
                 continue
-            if message.type in DIRECT_TYPES:
+            if message.type in _PROBE_TYPES:
                 self._handle_direct(message, addr, now)
+            elif message.type in DIRECT_TYPES:
+                # Another core's message (work-stealing LOAD, say): hand it out.
+                self._emit(ForeignMessage(message, addr))
             else:
                 self._handle_statement(message, unit, now, via_sync=False)
 
     def receive_frame(self, data: bytes, addr: Address, now: float) -> None:
-        """Process one stream frame (anti-entropy). Never raises for peer input."""
+        """Process one stream frame. Never raises for peer input.
+
+        Anti-entropy (SYNC) is handled here; other direct messages that pass the
+        checks and the replay window are handed out as :class:`ForeignMessage` events.
+        """
         self._stats["frames_received"] += 1
         self._stats["frame_bytes_received"] += len(data)
         try:
@@ -560,10 +573,12 @@ class Membership:
         except RemoteProtocolError as exc:
             self._drops[exc.reason.value] += 1
             return
-        if message.type != MessageType.SYNC:
+        if message.type == MessageType.SYNC:
+            self._handle_sync(message, now)
+        elif message.type in DIRECT_TYPES and message.type not in _PROBE_TYPES:
+            self._emit(ForeignMessage(message, addr))
+        else:
             self._stats["unexpected"] += 1
-            return
-        self._handle_sync(message, now)
 
     def handle_timer(self, now: float) -> None:
         """Run whatever is due at ``now`` (probes, gossip, suspicion timeouts, ...)."""

@@ -24,6 +24,7 @@ from .schema import (
     array_of,
     boolean,
     byte_string,
+    dict_of,
     record,
     text,
     text_map,
@@ -41,6 +42,7 @@ __all__ = [
     "MESSAGE_SCHEMAS",
     "MessageType",
     "STATEMENT_TYPES",
+    "TASK_RECORD",
 ]
 
 
@@ -72,6 +74,18 @@ class MessageType(enum.IntEnum):
     PING_REQ = 23
     #: Anti-entropy (push-pull) over the stream transport.
     SYNC = 24
+    #: "I have this many tasks queued that could be stolen" (datagram).
+    LOAD = 30
+    #: A thief asks a victim for up to N tasks.
+    STEAL = 31
+    #: The victim's answer: the tasks it hands over (possibly none).
+    TASKS = 32
+    #: "I hold these tasks of yours" — sent to their origin, renewed while held.
+    LEASE = 33
+    #: Outcomes of an origin's tasks, sent to the origin.
+    RESULTS = 34
+    #: The origin no longer wants these tasks run.
+    CANCEL = 35
 
 
 #: Largest host text in an address (an IPv6 literal with a zone fits easily).
@@ -91,6 +105,22 @@ _TARGET = record({1: _NODE_ID, 2: uint(), 3: uint()})
 ADDRESS: Final[Schema] = tuple_of(text(MAX_HOST_SIZE), uint(65535))
 #: ``[node id, epoch, incarnation, state]``: one member in a SYNC digest.
 DIGEST_ENTRY: Final[Schema] = tuple_of(_NODE_ID, uint(), uint(), uint(3))
+
+#: Task ids are 16 random bytes.
+_TASK_ID = byte_string(16, min_size=16)
+_TASK_IDS = array_of(_TASK_ID, MAX_SYNC_ITEMS)
+_ANY = any_plain(max_depth=1 << 30)
+#: ``{1: id, 2: origin, 3: function name, 4: args, 5: kwargs, 6: requirements}``
+TASK_RECORD: Final[Schema] = record(
+    {
+        1: _TASK_ID,
+        2: _NODE_ID,
+        3: text(200),
+        4: array_of(_ANY, 1 << 16),
+        5: dict_of(text(200), _ANY, 1 << 16),
+        6: text_map(64, 128, 256),
+    }
+)
 
 #: The schema of each type's body.
 MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
@@ -126,6 +156,17 @@ MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
             8: array_of(_BROADCAST_ID, MAX_SYNC_ITEMS),
         },
     ),
+    # {1: stealable tasks queued}
+    MessageType.LOAD: record({1: uint()}),
+    # {1: request id, 2: tasks wanted}
+    MessageType.STEAL: record({1: uint(), 2: uint(1 << 16)}),
+    # {1: request id, 2: [task records], 3: stealable tasks left}
+    MessageType.TASKS: record({1: uint(), 2: array_of(TASK_RECORD, 1 << 16), 3: uint()}),
+    # {1: [task ids]}
+    MessageType.LEASE: record({1: _TASK_IDS}),
+    # {1: [[task id, ok, value or [type, message]]]}
+    MessageType.RESULTS: record({1: array_of(tuple_of(_TASK_ID, boolean(), _ANY), 1 << 16)}),
+    MessageType.CANCEL: record({1: _TASK_IDS}),
 }
 
 #: Statements: signed by their author, forwarded verbatim, not replay-checked.

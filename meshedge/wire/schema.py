@@ -19,6 +19,7 @@ __all__ = [
     "array_of",
     "boolean",
     "byte_string",
+    "dict_of",
     "record",
     "text",
     "text_map",
@@ -94,6 +95,19 @@ def tuple_of(*items: Schema) -> Schema:
             raise SchemaViolation(f"expected a list of exactly {len(items)} items")
         for element, item in zip(value, items, strict=True):
             item(element)
+
+    return check
+
+
+def dict_of(key: Schema, value: Schema, max_items: int) -> Schema:
+    """A map of at most ``max_items`` entries, keys and values each matching a schema."""
+
+    def check(item: Any) -> None:
+        if type(item) is not dict or len(item) > max_items:
+            raise SchemaViolation(f"expected a map of at most {max_items} entries")
+        for k, v in item.items():
+            key(k)
+            value(v)
 
     return check
 

@@ -1,0 +1,681 @@
+"""The work-stealing core: idle nodes steal queued tasks; results go home; nothing is lost.
+
+Sans-I/O like the membership core: inputs return nothing (:meth:`WorkStealing.submit`,
+:meth:`WorkStealing.receive`, :meth:`WorkStealing.task_done`,
+:meth:`WorkStealing.member_changed`, :meth:`WorkStealing.handle_timer`); outputs are
+pulled (:meth:`WorkStealing.tasks_to_start`, :meth:`WorkStealing.tasks_to_cancel`,
+:meth:`WorkStealing.messages_to_send`, :meth:`WorkStealing.next_event`,
+:meth:`WorkStealing.get_timer`).
+
+The model:
+
+* A submitted task enters the queue of its *origin* node, which remembers it until its
+  result arrives.
+* A node with free slots and too little queued work sends a STEAL request to a victim
+  chosen at random among members advertising queued work (LOAD datagrams, at most every
+  ``load_interval``), weighted by queue length and by measured round-trip time. It asks
+  again before it runs dry, so that idle gaps stay far below a task's length.
+* The victim hands over up to half of its queued tasks, oldest first, and only tasks
+  whose requirements the thief's tags satisfy.
+* A node holding another origin's task (queued or running) holds a *lease* on it,
+  renewed every ``lease_timeout / 3``. The origin queues the task again when the holder
+  is declared dead or the lease runs out: execution is at-least-once; the origin keeps
+  the first result and drops duplicates, so the caller sees exactly one.
+* Results go straight to the origin, batched for up to ``result_delay``.
+* When an origin dies its tasks have nobody to report to: holders drop them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
+
+from ..errors import LocalProtocolError
+from ..identity import NodeId
+from ..wire.cbor import encode
+from ..wire.message_types import MessageType
+from .member import Member, MemberState
+
+__all__ = [
+    "StealingTiming",
+    "Task",
+    "TaskFinished",
+    "TaskOutcome",
+    "WorkStealing",
+    "requirements_met",
+]
+
+#: Task ids are 16 random bytes, drawn by the origin.
+TASK_ID_SIZE: Final = 16
+#: Ids (or results) in one LEASE, CANCEL or RESULTS message; the wire schema allows 8192.
+_IDS_PER_MESSAGE: Final = 4096
+
+
+def _encoded_size(value: Any) -> int:
+    try:
+        return len(encode(value))
+    except (TypeError, ValueError, OverflowError):
+        return 1 << 62  # not encodable at all: certainly too large
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of work: a registered function's name and its plain-data arguments."""
+
+    #: 16 random bytes chosen by the origin.
+    id: bytes
+    #: The node that submitted it, to which the result goes.
+    origin: NodeId
+    #: The name under which the function is registered on every node that runs it.
+    name: str
+    #: Positional arguments (plain CBOR data).
+    args: list[Any]
+    #: Keyword arguments (plain CBOR data).
+    kwargs: dict[str, Any]
+    #: Tags a node must have to run it (``{"zone": "eu"}``); empty means any node.
+    requires: Mapping[str, str] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[int, Any]:
+        """The task as a TASKS record."""
+        return {
+            1: self.id,
+            2: bytes(self.origin),
+            3: self.name,
+            4: self.args,
+            5: self.kwargs,
+            6: dict(self.requires),
+        }
+
+    @classmethod
+    def from_wire(cls, record: Mapping[int, Any]) -> Task:
+        """Read a TASKS record (already schema-checked by the wire layer)."""
+        return cls(
+            id=record[1],
+            origin=NodeId(record[2]),
+            name=record[3],
+            args=list(record[4]),
+            kwargs=dict(record[5]),
+            requires=dict(record[6]),
+        )
+
+
+#: ``(True, value)`` for a result, ``(False, [exception type, message])`` for an error.
+TaskOutcome: TypeAlias = tuple[bool, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    """Emitted at the origin, once per task: its (first) outcome arrived."""
+
+    #: The task's id.
+    task_id: bytes
+    #: True if it returned, False if it raised.
+    ok: bool
+    #: The result, or ``[exception type name, message]``.
+    value: Any
+    #: The node that ran it.
+    ran_on: NodeId
+
+
+def requirements_met(requires: Mapping[str, str], tags: Mapping[str, str]) -> bool:
+    """True if a node with ``tags`` may run a task that ``requires`` these tags."""
+    return all(tags.get(key) == value for key, value in requires.items())
+
+
+@dataclass(frozen=True, slots=True)
+class StealingTiming:
+    """Periods and bounds of work stealing, each with its reason."""
+
+    #: Shortest time between two LOAD adverts of one node: often enough that thieves
+    #: know who has work, rare enough not to flood (memberlist's gossip interval).
+    load_interval: float = 0.2
+    #: A holder that does not renew its lease for this long is presumed gone and its
+    #: tasks run again elsewhere. Must exceed the longest expected network hiccup.
+    lease_timeout: float = 10.0
+    #: How long a steal request may stay unanswered before the thief tries elsewhere.
+    steal_timeout: float = 1.0
+    #: After an empty answer, leave that victim alone this long (unless it advertises
+    #: new work), doubling up to 16 times this while answers stay empty.
+    steal_backoff: float = 0.05
+    #: Results wait at most this long to share one frame with others.
+    result_delay: float = 0.002
+    #: Tasks a thief wants queued beyond its free slots, so it never runs dry while a
+    #: steal is in flight.
+    prefetch: int = 2
+    #: Tasks one node queues at most (submissions wait beyond it).
+    max_queued: int = 100_000
+    #: Tasks in one TASKS answer.
+    max_batch: int = 256
+    #: Encoded bytes of one task's name and arguments: tasks travel in stream frames
+    #: of at most 1 MiB, so big inputs belong in a file or a store, not in a task.
+    max_task_bytes: int = 64 * 1024
+    #: Encoded bytes of one result (a larger one is replaced by a ResultTooLarge error).
+    max_result_bytes: int = 256 * 1024
+    #: Encoded bytes of tasks, results or ids in one frame (half the frame limit).
+    max_frame_payload: int = 512 * 1024
+
+
+@dataclass(slots=True)
+class _OriginEntry:
+    """What an origin knows about one of its own tasks."""
+
+    task: Task
+    holder: NodeId | None = None  # None: here (queued or running)
+    lease_deadline: float = math.inf
+    requeued: bool = False  # a stale copy may still come back
+
+
+@dataclass(slots=True)
+class _Peer:
+    tags: Mapping[str, str]
+    alive: bool = True
+    queued: int = 0  # stealable tasks it last advertised
+    rtt: float = 0.001
+    backoff_until: float = 0.0
+    backoff: float = 0.0
+
+
+#: What the core asks the runtime to send: (peer, message type, body, reliable).
+Outgoing: TypeAlias = tuple[NodeId, MessageType, dict[int, Any], bool]
+
+
+class WorkStealing:
+    """One node's task queue, steals, leases and results.
+
+    Args:
+        node_id: this node.
+        slots: tasks this node runs at once.
+        tags: this node's tags (requirements are checked against them).
+        can_run: names of the functions registered here (a task with another name
+            is never started here, though it may be queued and stolen onwards).
+        rng: the only source of randomness.
+        timing: periods and bounds.
+    """
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        *,
+        slots: int,
+        tags: Mapping[str, str],
+        can_run: Iterable[str],
+        rng: random.Random,
+        timing: StealingTiming | None = None,
+    ) -> None:
+        if slots < 0:
+            raise LocalProtocolError("slots must be >= 0")
+        self.id = node_id
+        self.slots = slots
+        self.tags: Mapping[str, str] = dict(tags)
+        self.can_run = frozenset(can_run)
+        self.timing = timing or StealingTiming()
+        self._rng = rng
+        self._queue: deque[Task] = deque()
+        self._running: dict[bytes, Task] = {}
+        self._to_start: list[Task] = []
+        self._to_cancel: list[bytes] = []
+        self._outgoing: list[Outgoing] = []
+        self._events: deque[TaskFinished] = deque()
+        self._origin: dict[bytes, _OriginEntry] = {}
+        self._peers: dict[NodeId, _Peer] = {}
+        self._results: dict[NodeId, list[list[Any]]] = {}
+        self._results_deadline = math.inf
+        self._steal: tuple[NodeId, int, float] | None = None  # victim, request, sent at
+        self._steal_seq = 0
+        self._next_lease_renewal = math.inf
+        # (lease deadline, task id) of own tasks held elsewhere; stale entries skipped
+        self._leases: list[tuple[float, bytes]] = []
+        self._last_load_sent = -math.inf
+        self._advertised = 0
+        self._load_deadline = math.inf
+        self.stats: dict[str, int] = {
+            "submitted": 0,
+            "completed": 0,
+            "duplicates": 0,
+            "requeued": 0,
+            "stolen": 0,
+            "given": 0,
+            "steal_requests": 0,
+            "steal_empty": 0,
+            "steal_timeouts": 0,
+            "dropped_orphans": 0,
+        }
+
+    # ------------------------------------------------------------------ queries
+
+    def queued(self) -> int:
+        """Tasks waiting in this node's queue."""
+        return len(self._queue)
+
+    def running(self) -> int:
+        """Tasks running here."""
+        return len(self._running)
+
+    def pending(self) -> int:
+        """Tasks this node originated whose result has not arrived."""
+        return len(self._origin)
+
+    def can_accept(self) -> bool:
+        """False while the queue is full (``submit`` must wait)."""
+        return len(self._queue) < self.timing.max_queued
+
+    def holder_of(self, task_id: bytes) -> NodeId | None:
+        """Where an own task is believed to be (this node's id if here), or None."""
+        entry = self._origin.get(task_id)
+        if entry is None:
+            return None
+        return entry.holder or self.id
+
+    # ------------------------------------------------------------------ outputs
+
+    def tasks_to_start(self) -> list[Task]:
+        """Tasks the runtime must start now (they count as running from here on)."""
+        out, self._to_start = self._to_start, []
+        return out
+
+    def tasks_to_cancel(self) -> list[bytes]:
+        """Ids of running tasks the runtime must cancel (their results are not wanted)."""
+        out, self._to_cancel = self._to_cancel, []
+        return out
+
+    def messages_to_send(self) -> list[Outgoing]:
+        """(peer, type, body, reliable) to sign and send; reliable ones go by stream."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def next_event(self) -> TaskFinished | None:
+        """The next finished own task, or None."""
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float:
+        """When :meth:`handle_timer` must run next (``inf`` when nothing is scheduled)."""
+        deadline = min(self._results_deadline, self._next_lease_renewal, self._load_deadline)
+        if self._steal is not None:
+            deadline = min(deadline, self._steal[2] + self.timing.steal_timeout)
+        lease = self._earliest_lease()
+        if lease is not None:
+            deadline = min(deadline, lease)
+        if self._steal is None and self._wants_work():
+            # Idle and every victim backing off: wake when the first may be asked again.
+            waiting = [
+                p.backoff_until
+                for p in self._peers.values()
+                if p.alive and p.queued > 0 and p.backoff_until > 0
+            ]
+            if waiting:
+                deadline = min(deadline, min(waiting))
+        return deadline
+
+    # ------------------------------------------------------------------ inputs
+
+    def submit(self, task: Task, now: float) -> None:
+        """Queue a task originated here.
+
+        Raises:
+            LocalProtocolError: the queue is full (check :meth:`can_accept`), or the id
+                is already in use.
+        """
+        if not self.can_accept():
+            raise LocalProtocolError("the task queue is full; wait for can_accept()")
+        if task.id in self._origin or task.origin != self.id:
+            raise LocalProtocolError("a task needs a fresh id and this node as origin")
+        size = _encoded_size(task.to_wire())
+        if size > self.timing.max_task_bytes:
+            raise LocalProtocolError(
+                f"task {task.name!r} encodes to {size} bytes, more than max_task_bytes="
+                f"{self.timing.max_task_bytes}"
+            )
+        self._origin[task.id] = _OriginEntry(task)
+        self._queue.append(task)
+        self.stats["submitted"] += 1
+        self._pump(now)
+
+    def cancel(self, task_id: bytes, now: float) -> None:
+        """The caller gave up on an own task: drop it wherever it is."""
+        entry = self._origin.pop(task_id, None)
+        if entry is None:
+            return
+        if entry.holder is not None:
+            self._send_ids(entry.holder, MessageType.CANCEL, [task_id])
+        else:
+            self._drop_local(task_id)
+        self._pump(now)
+
+    def task_done(self, task_id: bytes, outcome: TaskOutcome, now: float) -> None:
+        """The runtime finished running a task (returned or raised)."""
+        task = self._running.pop(task_id, None)
+        if task is None:
+            return  # cancelled meanwhile
+        ok, value = outcome
+        if _encoded_size(value) > self.timing.max_result_bytes:
+            ok, value = (
+                False,
+                ["ResultTooLarge", f"result over {self.timing.max_result_bytes} bytes"],
+            )
+        if task.origin == self.id:
+            self._finish(task_id, ok, value, self.id)
+        else:
+            batch = self._results.setdefault(task.origin, [])
+            batch.append([task_id, ok, value])
+            if self._results_deadline == math.inf:
+                self._results_deadline = now + self.timing.result_delay
+        self._pump(now)
+
+    def member_changed(self, member: Member, now: float) -> None:
+        """Tell the core about a member's state or tags (from membership events)."""
+        if member.id == self.id:
+            return
+        alive = member.state in (MemberState.ALIVE, MemberState.SUSPECT)
+        peer = self._peers.get(member.id)
+        if peer is None:
+            peer = self._peers[member.id] = _Peer(member.tags, alive)
+        peer.tags = member.tags
+        was_alive, peer.alive = peer.alive, alive
+        if not alive and was_alive:
+            self._peer_gone(member.id, now)
+        elif alive and not was_alive:
+            peer.queued = 0
+        if alive:
+            self._maybe_advertise(now, force=True, to=[member.id])
+        self._pump(now)
+
+    def set_tags(self, tags: Mapping[str, str], now: float) -> None:
+        """This node's tags changed."""
+        self.tags = dict(tags)
+        self._pump(now)
+
+    def receive(self, sender: NodeId, msg_type: int, body: Any, now: float) -> None:
+        """A verified stealing message from ``sender``."""
+        peer = self._peers.get(sender)
+        if peer is None or not peer.alive:
+            return  # not a live member (yet): ignore, it will retry
+        if msg_type == MessageType.LOAD:
+            peer.queued = body[1]
+            if peer.queued > 0:
+                peer.backoff_until = 0.0
+        elif msg_type == MessageType.STEAL:
+            self._on_steal(sender, peer, body[1], body[2], now)
+        elif msg_type == MessageType.TASKS:
+            self._on_tasks(sender, peer, body, now)
+        elif msg_type == MessageType.LEASE:
+            for task_id in body[1]:
+                entry = self._origin.get(task_id)
+                if entry is not None:
+                    self._lease(task_id, entry, sender, now)
+        elif msg_type == MessageType.RESULTS:
+            for task_id, ok, value in body[1]:
+                self._finish(task_id, ok, value, sender)
+        elif msg_type == MessageType.CANCEL:
+            for task_id in body[1]:
+                self._drop_local(task_id)
+        self._pump(now)
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due: result batches, lease renewals and expiries, steal timeouts."""
+        if now >= self._results_deadline:
+            self._flush_results()
+        if now >= self._next_lease_renewal:
+            self._renew_leases(now)
+        while (lease := self._earliest_lease()) is not None and lease <= now:
+            _, task_id = heapq.heappop(self._leases)
+            self._requeue(task_id, self._origin[task_id])
+        if self._steal is not None and now >= self._steal[2] + self.timing.steal_timeout:
+            victim = self._steal[0]
+            self._steal = None
+            self.stats["steal_timeouts"] += 1
+            self._back_off(victim, now)
+        self._pump(now)
+
+    # ------------------------------------------------------------------ internals
+
+    def _send(
+        self, peer: NodeId, msg_type: MessageType, body: dict[int, Any], *, reliable: bool
+    ) -> None:
+        self._outgoing.append((peer, msg_type, body, reliable))
+
+    def _runnable_here(self, task: Task) -> bool:
+        return task.name in self.can_run and requirements_met(task.requires, self.tags)
+
+    def _pump(self, now: float) -> None:
+        """Start what can start, steal if running low, advertise load, flush results."""
+        if len(self._running) < self.slots and self._queue:
+            kept: deque[Task] = deque()
+            while self._queue and len(self._running) < self.slots:
+                task = self._queue.popleft()
+                if self._runnable_here(task):
+                    self._running[task.id] = task
+                    self._to_start.append(task)
+                else:
+                    kept.append(task)
+            kept.extend(self._queue)
+            self._queue = kept
+        if self._steal is None and self._wants_work():
+            self._try_steal(now)
+        self._maybe_advertise(now)
+        if self._results and self._results_deadline <= now:
+            self._flush_results()
+
+    def _runnable_queued(self, enough: int) -> int:
+        """Queued tasks this node could run, counted up to ``enough`` (then it stops)."""
+        count = 0
+        if enough <= 0:
+            return 0
+        for task in self._queue:
+            if self._runnable_here(task):
+                count += 1
+                if count >= enough:
+                    break
+        return count
+
+    def _shortfall(self) -> int:
+        """How many more runnable tasks this node wants (0 when it has enough)."""
+        target = self.slots + self.timing.prefetch - len(self._running)
+        return max(0, target - self._runnable_queued(target)) if self.slots else 0
+
+    def _wants_work(self) -> bool:
+        return self._shortfall() > 0
+
+    def _try_steal(self, now: float) -> None:
+        candidates = [
+            (node_id, peer)
+            for node_id, peer in self._peers.items()
+            if peer.alive and peer.queued > 0 and peer.backoff_until <= now
+        ]
+        if not candidates:
+            return
+        # Weighted by advertised queue length and by closeness (measured round trip).
+        weights = [peer.queued / max(peer.rtt, 1e-4) for _, peer in candidates]
+        victim, _ = self._rng.choices(candidates, weights)[0]
+        want = self._shortfall()
+        self._steal_seq += 1
+        self._steal = (victim, self._steal_seq, now)
+        self.stats["steal_requests"] += 1
+        self._send(
+            victim,
+            MessageType.STEAL,
+            {1: self._steal_seq, 2: max(1, min(want, self.timing.max_batch))},
+            reliable=True,
+        )
+
+    def _on_steal(self, thief: NodeId, peer: _Peer, request: int, want: int, now: float) -> None:
+        eligible = [task for task in self._queue if requirements_met(task.requires, peer.tags)]
+        count = min(want, self.timing.max_batch, math.ceil(len(eligible) / 2))
+        given: list[Task] = []  # oldest first, within one frame's budget
+        budget = self.timing.max_frame_payload
+        for task in eligible[:count]:
+            budget -= _encoded_size(task.to_wire())
+            if budget < 0 and given:
+                break
+            given.append(task)
+        if given:
+            given_ids = {task.id for task in given}
+            self._queue = deque(task for task in self._queue if task.id not in given_ids)
+            for task in given:
+                entry = self._origin.get(task.id)
+                if entry is not None:  # our own task: we know where it went
+                    self._lease(task.id, entry, thief, now)
+            self.stats["given"] += len(given)
+        remaining = sum(1 for task in self._queue if requirements_met(task.requires, peer.tags))
+        self._send(
+            thief,
+            MessageType.TASKS,
+            {1: request, 2: [task.to_wire() for task in given], 3: remaining},
+            reliable=True,
+        )
+
+    def _on_tasks(self, victim: NodeId, peer: _Peer, body: dict[int, Any], now: float) -> None:
+        steal = self._steal
+        if steal is not None and steal[0] == victim and steal[1] == body[1]:
+            self._steal = None
+            # Exponentially weighted round-trip estimate, for choosing close victims.
+            peer.rtt = 0.8 * peer.rtt + 0.2 * max(now - steal[2], 1e-5)
+        peer.queued = body[3]
+        tasks = [Task.from_wire(record) for record in body[2]]
+        if not tasks:
+            self.stats["steal_empty"] += 1
+            self._back_off(victim, now)
+            return
+        peer.backoff = 0.0
+        peer.backoff_until = 0.0
+        self.stats["stolen"] += len(tasks)
+        leases: dict[NodeId, list[bytes]] = {}
+        for task in tasks:
+            if task.origin == self.id:
+                entry = self._origin.get(task.id)
+                if entry is None:
+                    continue  # cancelled or already done
+                entry.holder = None
+                entry.lease_deadline = math.inf
+            elif task.origin != victim:
+                leases.setdefault(task.origin, []).append(task.id)
+            self._queue.append(task)
+        for origin, ids in leases.items():
+            self._send_ids(origin, MessageType.LEASE, ids)
+        if self._next_lease_renewal == math.inf and any(t.origin != self.id for t in tasks):
+            self._next_lease_renewal = now + self.timing.lease_timeout / 3
+
+    def _back_off(self, victim: NodeId, now: float) -> None:
+        peer = self._peers.get(victim)
+        if peer is None:
+            return
+        base = self.timing.steal_backoff
+        peer.backoff = min(peer.backoff * 2 if peer.backoff else base, 16 * base)
+        peer.backoff_until = now + peer.backoff
+
+    def _finish(self, task_id: bytes, ok: bool, value: Any, ran_on: NodeId) -> None:
+        entry = self._origin.pop(task_id, None)
+        if entry is None:
+            self.stats["duplicates"] += 1
+            return
+        self.stats["completed"] += 1
+        if entry.requeued:
+            # A copy may still wait or run here (re-queued after its holder was lost).
+            self._drop_local(task_id)
+        self._events.append(TaskFinished(task_id, ok, value, ran_on))
+
+    def _drop_local(self, task_id: bytes) -> None:
+        if task_id in self._running:
+            del self._running[task_id]
+            self._to_cancel.append(task_id)
+        elif any(task.id == task_id for task in self._queue):
+            self._queue = deque(task for task in self._queue if task.id != task_id)
+
+    def _lease(self, task_id: bytes, entry: _OriginEntry, holder: NodeId, now: float) -> None:
+        entry.holder = holder
+        entry.lease_deadline = now + self.timing.lease_timeout
+        heapq.heappush(self._leases, (entry.lease_deadline, task_id))
+
+    def _earliest_lease(self) -> float | None:
+        """The earliest live lease deadline (stale heap entries are discarded)."""
+        leases = self._leases
+        while leases:
+            deadline, task_id = leases[0]
+            entry = self._origin.get(task_id)
+            if entry is not None and entry.holder is not None and entry.lease_deadline == deadline:
+                return deadline
+            heapq.heappop(leases)
+        return None
+
+    def _requeue(self, task_id: bytes, entry: _OriginEntry) -> None:
+        entry.holder = None
+        entry.lease_deadline = math.inf
+        entry.requeued = True
+        self.stats["requeued"] += 1
+        self._queue.appendleft(entry.task)  # oldest work first
+
+    def _peer_gone(self, node_id: NodeId, now: float) -> None:
+        for task_id, entry in list(self._origin.items()):
+            if entry.holder == node_id:
+                self._requeue(task_id, entry)
+        # Tasks of a dead origin have nobody to report to.
+        orphans = [t for t in self._queue if t.origin == node_id]
+        if orphans:
+            self.stats["dropped_orphans"] += len(orphans)
+            self._queue = deque(t for t in self._queue if t.origin != node_id)
+        for task_id, task in list(self._running.items()):
+            if task.origin == node_id:
+                self.stats["dropped_orphans"] += 1
+                del self._running[task_id]
+                self._to_cancel.append(task_id)
+        self._results.pop(node_id, None)
+        if self._steal is not None and self._steal[0] == node_id:
+            self._steal = None
+
+    def _renew_leases(self, now: float) -> None:
+        by_origin: dict[NodeId, list[bytes]] = {}
+        for task in [*self._running.values(), *self._queue]:
+            if task.origin != self.id:
+                by_origin.setdefault(task.origin, []).append(task.id)
+        for origin, ids in by_origin.items():
+            self._send_ids(origin, MessageType.LEASE, ids)
+        self._next_lease_renewal = now + self.timing.lease_timeout / 3 if by_origin else math.inf
+
+    def _send_ids(self, peer: NodeId, msg_type: MessageType, ids: list[bytes]) -> None:
+        for start in range(0, len(ids), _IDS_PER_MESSAGE):
+            self._send(peer, msg_type, {1: ids[start : start + _IDS_PER_MESSAGE]}, reliable=True)
+
+    def _flush_results(self) -> None:
+        for origin, batch in self._results.items():
+            chunk: list[list[Any]] = []
+            budget = self.timing.max_frame_payload
+            for result in batch:
+                size = _encoded_size(result[2]) + 24
+                if chunk and (budget < size or len(chunk) >= _IDS_PER_MESSAGE):
+                    self._send(origin, MessageType.RESULTS, {1: chunk}, reliable=True)
+                    chunk, budget = [], self.timing.max_frame_payload
+                chunk.append(result)
+                budget -= size
+            if chunk:
+                self._send(origin, MessageType.RESULTS, {1: chunk}, reliable=True)
+        self._results.clear()
+        self._results_deadline = math.inf
+
+    def _maybe_advertise(
+        self, now: float, *, force: bool = False, to: list[NodeId] | None = None
+    ) -> None:
+        """Tell live peers how many tasks could be stolen here (rate-limited)."""
+        stealable = max(0, len(self._queue))
+        if to is not None:
+            for node_id in to:
+                self._send(node_id, MessageType.LOAD, {1: stealable}, reliable=False)
+            return
+        if stealable == self._advertised and not force:
+            self._load_deadline = math.inf
+            return
+        # Same expression as the deadline set below, so a timer at it always passes.
+        if now < self._last_load_sent + self.timing.load_interval and not (
+            self._advertised == 0 and stealable > 0
+        ):
+            self._load_deadline = self._last_load_sent + self.timing.load_interval
+            return
+        self._load_deadline = math.inf
+        self._last_load_sent = now
+        self._advertised = stealable
+        for node_id, peer in self._peers.items():
+            if peer.alive:
+                self._send(node_id, MessageType.LOAD, {1: stealable}, reliable=False)
