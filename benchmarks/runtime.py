@@ -78,6 +78,16 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_pressure() -> str:
+    """Share of the last 10 s in which some runnable task waited for a CPU (Linux PSI)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "n/a"
+    fields = dict(item.split("=") for item in line.split()[1:])
+    return f"{float(fields['avg10']):.0f}%"
+
+
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -382,8 +392,13 @@ async def measure_messages(
                 started_s = time.perf_counter()
                 cpu = time.process_time()
                 deadline = started_s + seconds
+                blocked = 0.0  # time in sends that waited (> 1 ms): the receiver lagged
                 while sent < count and (sent % 256 or time.perf_counter() < deadline):
+                    before = time.perf_counter()
                     await node.send(peer, "load", payload)
+                    took = time.perf_counter() - before
+                    if took > 0.001:
+                        blocked += took
                     sent += 1
                 await node.send(peer, "load", {"end": sent})
                 sender_cpu = time.process_time() - cpu
@@ -398,6 +413,7 @@ async def measure_messages(
                     "sender_cpu_us_per_msg": 1e6 * sender_cpu / sent,
                     "receiver_cpu_us_per_msg": 1e6 * done["cpu_s"] / max(1, done["received"]),
                     "receiver_busy": done["cpu_s"] / max(1e-9, done["wall_s"]),
+                    "sender_blocked_s": blocked,
                 }
             stats = node.statistics()
             results["sender_drops"] = {k: v for k, v in stats["drops"].items() if v}
@@ -615,6 +631,10 @@ def report_all(results: dict[str, Any]) -> Report:
             f"{tp['receiver_cpu_us_per_msg']:.0f} us ({100 * tp['receiver_busy']:.0f}% of wall)",
         )
         r.add("  sender CPU per message", f"{tp['sender_cpu_us_per_msg']:.0f} us")
+        r.add(
+            "  sender waiting on back-pressure",
+            f"{tp['sender_blocked_s']:.2f} s of {tp['seconds']:.2f} s",
+        )
         ceiling = 1e6 / max(tp["receiver_cpu_us_per_msg"], tp["sender_cpu_us_per_msg"])
         r.add("  CPU-bound ceiling (a core each)", f"{ceiling:,.0f} msg/s")
         rtt = msg["rtt_ms"]
@@ -750,17 +770,25 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    load_before = os.getloadavg()[0]
+    load_before, pressure_before = os.getloadavg()[0], cpu_pressure()
     results = trio.run(run, args)
-    load_after = os.getloadavg()[0]
+    load_after, pressure_after = os.getloadavg()[0], cpu_pressure()
+    results["machine"] = {
+        "load_before": load_before,
+        "load_after": load_after,
+        "cpu_pressure_before": pressure_before,
+        "cpu_pressure_after": pressure_after,
+    }
     print(
         f"meshedge runtime benchmark{' (--quick)' if args.quick else ''}: "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, trio {trio.__version__}, "
         f"{time.perf_counter() - started:.0f} s; all on 127.0.0.1"
     )
     print(
-        f"load average (1 min) {load_before:.2f} before, {load_after:.2f} after: above "
-        f"~{os.cpu_count()}, other processes share the CPUs and two-process figures drop"
+        f"load average (1 min) {load_before:.2f} before, {load_after:.2f} after; CPU pressure "
+        f"(PSI some avg10) {pressure_before} before, {pressure_after} after. Load above "
+        f"{os.cpu_count()} or pressure well above 0% means other processes share the CPUs: "
+        "two-process figures then drop, the CPU-per-message figures much less"
     )
     print(
         "py-libp2p figures: shared/bench/libp2p/FINDINGS.md (py-libp2p 0.8.1, measured the "
