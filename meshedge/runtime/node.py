@@ -8,6 +8,7 @@ is flushed at once; one cancel scope sleeps until the core's next deadline. Beca
 
 from __future__ import annotations
 
+import errno
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -39,6 +40,8 @@ __all__ = ["Message", "Node", "open_node"]
 
 #: Seconds allowed to open a TCP connection to a peer.
 CONNECT_TIMEOUT: Final = 5.0
+#: Ports tried when binding to port 0, until one is free for both UDP and TCP.
+BIND_ATTEMPTS: Final = 32
 #: Frames the pump may have in flight to peers at once (anti-entropy); more are dropped
 #: and counted, as the protocol retries anti-entropy anyway.
 MAX_BACKGROUND_FRAMES: Final = 64
@@ -488,6 +491,31 @@ async def _resolve(host: str, port: int) -> Address:
     return str(infos[0][4][0]), port
 
 
+async def _bind(host: str, port: int) -> tuple[UdpEndpoint, list[trio.SocketListener]]:
+    """The UDP socket and the TCP listener, bound to the same port.
+
+    With port 0 the kernel picks a free UDP port, which may be taken for TCP (by another
+    listener, or as the local port of an outbound connection): then another is tried.
+
+    Raises:
+        OSError: the port is in use (or no common free port was found), or the address
+            cannot be bound.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        udp = UdpEndpoint.bind(host, port)
+        try:
+            return udp, await trio.open_tcp_listeners(udp.port, host=host)
+        except OSError as exc:
+            udp.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE or attempt >= BIND_ATTEMPTS:
+                raise
+        except BaseException:
+            udp.close()
+            raise
+
+
 def _guess_advertise_host() -> str:
     """The first non-loopback IPv4 address of this machine (read locally, nothing sent)."""
     import ifaddr
@@ -520,15 +548,13 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
     identity = identity or Identity.generate()
     bind_host, bind_port = parse_address(config.bind)
     bind_host, _ = await _resolve(bind_host, bind_port)
-    udp = UdpEndpoint.bind(bind_host, bind_port)
-    listeners: list[trio.SocketListener] = []
+    udp, listeners = await _bind(bind_host, bind_port)
     unwrapped: BaseException | None = None
-    # Everything that can fail after the bind (the TCP listener, resolving the advertise
-    # address and the seeds, the core refusing the tags) is inside this try, so that a
-    # failed start never leaves the port bound.
+    # Everything that can fail after the bind (resolving the advertise address and the
+    # seeds, the core refusing the tags) is inside this try, so that a failed start never
+    # leaves the port bound.
     try:
         port = udp.port
-        listeners = await trio.open_tcp_listeners(port, host=bind_host)
         if config.advertise is not None:
             advertise = await _resolve(*parse_address(config.advertise))
         else:
