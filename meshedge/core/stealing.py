@@ -217,6 +217,10 @@ class WorkStealing:
         self._rng = rng
         self._queue: deque[Task] = deque()
         self._running: dict[bytes, Task] = {}
+        self._started: dict[bytes, float] = {}
+        # Moving averages: how long a task runs here, how long a steal takes.
+        self._task_time = 0.0
+        self._steal_time = 0.0
         self._to_start: list[Task] = []
         self._to_cancel: list[bytes] = []
         self._outgoing: list[Outgoing] = []
@@ -349,8 +353,11 @@ class WorkStealing:
     def task_done(self, task_id: bytes, outcome: TaskOutcome, now: float) -> None:
         """The runtime finished running a task (returned or raised)."""
         task = self._running.pop(task_id, None)
+        started = self._started.pop(task_id, now)
         if task is None:
             return  # cancelled meanwhile
+        elapsed = now - started
+        self._task_time = elapsed if not self._task_time else 0.9 * self._task_time + 0.1 * elapsed
         ok, value = outcome
         if _encoded_size(value) > self.timing.max_result_bytes:
             ok, value = (
@@ -444,16 +451,16 @@ class WorkStealing:
     def _pump(self, now: float) -> None:
         """Start what can start, steal if running low, advertise load, flush results."""
         if len(self._running) < self.slots and self._queue:
-            kept: deque[Task] = deque()
+            skipped: list[Task] = []  # tasks this node may not run keep their place
             while self._queue and len(self._running) < self.slots:
                 task = self._queue.popleft()
                 if self._runnable_here(task):
                     self._running[task.id] = task
+                    self._started[task.id] = now
                     self._to_start.append(task)
                 else:
-                    kept.append(task)
-            kept.extend(self._queue)
-            self._queue = kept
+                    skipped.append(task)
+            self._queue.extendleft(reversed(skipped))
         if self._steal is None and self._wants_work():
             self._try_steal(now)
         self._maybe_advertise(now)
@@ -473,8 +480,18 @@ class WorkStealing:
         return count
 
     def _shortfall(self) -> int:
-        """How many more runnable tasks this node wants (0 when it has enough)."""
-        target = self.slots + self.timing.prefetch - len(self._running)
+        """How many more runnable tasks this node wants (0 when it has enough).
+
+        Enough means every slot busy plus ``prefetch`` queued, plus what the slots
+        would finish during one steal round trip, so that short tasks never leave a
+        slot idle while the next steal is in flight.
+        """
+        in_flight = 0
+        if self._task_time > 0 and self._steal_time > 0:
+            in_flight = math.ceil(self.slots * self._steal_time / self._task_time)
+        target = (self.slots + self.timing.prefetch + min(in_flight, self.timing.max_batch)) - len(
+            self._running
+        )
         return max(0, target - self._runnable_queued(target)) if self.slots else 0
 
     def _wants_work(self) -> bool:
@@ -503,24 +520,35 @@ class WorkStealing:
         )
 
     def _on_steal(self, thief: NodeId, peer: _Peer, request: int, want: int, now: float) -> None:
-        eligible = [task for task in self._queue if requirements_met(task.requires, peer.tags)]
-        count = min(want, self.timing.max_batch, math.ceil(len(eligible) / 2))
-        given: list[Task] = []  # oldest first, within one frame's budget
+        # Up to half of the queue, oldest first, only tasks the thief may run, within one
+        # frame's budget. The scan stops as soon as enough are found.
+        count = min(want, self.timing.max_batch, math.ceil(len(self._queue) / 2))
+        given: list[Task] = []
+        positions: list[int] = []
         budget = self.timing.max_frame_payload
-        for task in eligible[:count]:
+        for position, task in enumerate(self._queue):
+            if len(given) >= count:
+                break
+            if task.requires and not requirements_met(task.requires, peer.tags):
+                continue
             budget -= _encoded_size(task.to_wire())
             if budget < 0 and given:
                 break
             given.append(task)
+            positions.append(position)
         if given:
-            given_ids = {task.id for task in given}
-            self._queue = deque(task for task in self._queue if task.id not in given_ids)
+            if positions[-1] == len(positions) - 1:  # a prefix: the common case
+                for _ in given:
+                    self._queue.popleft()
+            else:
+                given_ids = {task.id for task in given}
+                self._queue = deque(t for t in self._queue if t.id not in given_ids)
             for task in given:
                 entry = self._origin.get(task.id)
                 if entry is not None:  # our own task: we know where it went
                     self._lease(task.id, entry, thief, now)
             self.stats["given"] += len(given)
-        remaining = sum(1 for task in self._queue if requirements_met(task.requires, peer.tags))
+        remaining = len(self._queue)
         self._send(
             thief,
             MessageType.TASKS,
@@ -532,8 +560,11 @@ class WorkStealing:
         steal = self._steal
         if steal is not None and steal[0] == victim and steal[1] == body[1]:
             self._steal = None
-            # Exponentially weighted round-trip estimate, for choosing close victims.
-            peer.rtt = 0.8 * peer.rtt + 0.2 * max(now - steal[2], 1e-5)
+            # Exponentially weighted round-trip estimates, for choosing close victims
+            # and for asking enough to cover the next round trip.
+            rtt = max(now - steal[2], 1e-5)
+            peer.rtt = 0.8 * peer.rtt + 0.2 * rtt
+            self._steal_time = rtt if not self._steal_time else 0.8 * self._steal_time + 0.2 * rtt
         peer.queued = body[3]
         tasks = [Task.from_wire(record) for record in body[2]]
         if not tasks:

@@ -9,31 +9,35 @@ is flushed at once; one cancel scope sleeps until the core's next deadline. Beca
 from __future__ import annotations
 
 import errno
+import math
+import os
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
 
-from ..core.events import BroadcastReceived, MembershipEvent
+from ..core.events import BroadcastReceived, ForeignMessage, MembershipEvent
 from ..core.member import Address, Member, MemberState
 from ..core.membership import Membership
+from ..core.node import NodeCore
+from ..core.stealing import StealingTiming, Task, TaskFinished, WorkStealing
 from ..errors import (
     DropReason,
     LocalProtocolError,
     PeerUnavailableError,
-    RemoteProtocolError,
     UnknownPeerError,
 )
 from ..identity import Identity, NodeId
-from ..wire.datagram import open_frame, seal_frame
+from ..wire.datagram import seal_frame
 from ..wire.message import sign_message
 from ..wire.message_types import MessageType
 from ..wire.replay import ReplayWindow
 from .config import NodeConfig, parse_address
+from .tasks import TaskError, TaskRegistry, check_arguments, execute
 from .transport import FrameTimeout, FrameTooLarge, Links, UdpEndpoint, frame, is_ip, read_frames
 
 __all__ = ["Message", "Node", "open_node"]
@@ -45,6 +49,32 @@ BIND_ATTEMPTS: Final = 32
 #: Frames the pump may have in flight to peers at once (anti-entropy); more are dropped
 #: and counted, as the protocol retries anti-entropy anyway.
 MAX_BACKGROUND_FRAMES: Final = 64
+
+
+class _Waiter:
+    """Where the outcome of one own task lands."""
+
+    __slots__ = ("task_id", "done", "event", "notify")
+
+    def __init__(self, task_id: bytes) -> None:
+        self.task_id = task_id
+        self.done = trio.Event()
+        self.event: TaskFinished | None = None
+        self.notify: trio.MemorySendChannel[_Waiter] | None = None
+
+    def finish(self, event: TaskFinished) -> None:
+        self.event = event
+        self.done.set()
+        if self.notify is not None:
+            self.notify.send_nowait(self)
+
+    def result(self) -> Any:
+        event = self.event
+        assert event is not None
+        if event.ok:
+            return event.value
+        type_name, message = [*list(event.value), "", ""][:2]
+        raise TaskError(str(type_name), str(message), event.ran_on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +165,21 @@ class Node:
         self,
         config: NodeConfig,
         identity: Identity,
-        core: Membership,
+        core: NodeCore,
         udp: UdpEndpoint,
         nursery: trio.Nursery,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self._config = config
         self._identity = identity
         self._core = core
+        self._membership = core.membership
+        self._registry = tasks
+        self._task_scopes: dict[bytes, trio.CancelScope] = {}
+        self._waiters: dict[bytes, _Waiter] = {}
+        self._queue_space = trio.Event()
+        self._thread_limiter = trio.CapacityLimiter(max(1, config.task_slots))
+        self._direct: deque[ForeignMessage] = deque()
         self._udp = udp
         self._nursery = nursery
         self._links = Links(max_connections=config.max_connections, connect_timeout=CONNECT_TIMEOUT)
@@ -178,7 +216,7 @@ class Node:
     @property
     def address(self) -> Address:
         """The address other nodes use for this node: ``(host, port)``."""
-        return self._core.address
+        return self._membership.address
 
     @property
     def config(self) -> NodeConfig:
@@ -187,15 +225,15 @@ class Node:
 
     def members(self) -> list[Member]:
         """Every member this node knows, itself included, dead and left ones too."""
-        return self._core.members()
+        return self._membership.members()
 
     def member(self, node_id: NodeId) -> Member | None:
         """The member with this id, or None."""
-        return self._core.member(node_id)
+        return self._membership.member(node_id)
 
     def statistics(self) -> dict[str, Any]:
         """Packets and bytes in and out, drops by reason, connections, queue depths."""
-        core = self._core.statistics()
+        core = self._membership.statistics()
         drops = dict(core.pop("drops"))
         for reason, count in self._drops.items():
             drops[reason] = drops.get(reason, 0) + count
@@ -286,7 +324,7 @@ class Node:
             PeerUnavailableError: it is dead or left, or cannot be reached.
             LocalProtocolError: unusable topic or payload.
         """
-        member = self._core.member(peer)
+        member = self._membership.member(peer)
         if member is None:
             raise UnknownPeerError(f"no member {peer!r}")
         if member.state in (MemberState.DEAD, MemberState.LEFT):
@@ -318,6 +356,15 @@ class Node:
             self._background_frames += 1
             self._nursery.start_soon(self._send_frame, frame(data), address)
         while (event := core.next_event()) is not None:
+            if isinstance(event, TaskFinished):
+                waiter = self._waiters.get(event.task_id)
+                if waiter is not None:
+                    waiter.finish(event)
+                continue
+            if isinstance(event, ForeignMessage):
+                if event.message.type == MessageType.MESSAGE:
+                    self._direct.append(event)
+                continue
             if isinstance(event, BroadcastReceived):
                 fanout = self._topics.get(event.topic)
                 if fanout is None:
@@ -329,9 +376,20 @@ class Node:
         if self._timer_scope is not None:
             self._timer_scope.deadline = core.get_timer()
         if self._left is not None and (
-            not core.statistics()["queued_updates"] or core.alive_count() == 0
+            not self._membership.statistics()["queued_updates"]
+            or self._membership.alive_count() == 0
         ):
             self._left.set()
+        for task_id in core.tasks_to_cancel():
+            scope = self._task_scopes.pop(task_id, None)
+            if scope is not None:
+                scope.cancel()
+        for task in core.tasks_to_start():
+            scope = trio.CancelScope()
+            self._task_scopes[task.id] = scope
+            self._nursery.start_soon(self._run_task, task, scope)
+        if self._core.stealing is not None and self._core.stealing.can_accept():
+            self._queue_space.set()
 
     async def _send_frame(self, data: bytes, address: Address) -> None:
         try:
@@ -396,32 +454,127 @@ class Node:
     async def _on_frame(self, data: bytes, source: Address) -> None:
         self._stats["frames_received"] += 1
         self._stats["frame_bytes_received"] += len(data)
-        config = self._config
-        try:
-            message = open_frame(
-                data,
-                mesh=config.mesh,
-                keyring=config.keyring,
-                trust=config.trust,
-                limits=config.limits,
-            )
-        except RemoteProtocolError as exc:
-            self._drops[exc.reason.value] += 1
-            return
-        if message.type == MessageType.MESSAGE:
-            if not self._replay.accept(message.sender, message.epoch, message.seq):
-                self._drops[DropReason.REPLAYED.value] += 1
-                return
+        # The core verifies it (signature, mesh, trust, replay window) and hands direct
+        # application messages back out; those wait for slow subscribers (backpressure).
+        self._core.receive_frame(data, source, trio.current_time())
+        self._flush()
+        while self._direct:
+            message = self._direct.popleft().message
             topic, payload = message.payload[1], message.payload[2]
             self._stats["messages_received"] += 1
             fanout = self._topics.get(topic)
             if fanout is None:
                 self._stats["no_subscriber"] += 1
-                return
+                continue
             await fanout.publish_waiting(Message(message.sender, topic, payload, False))
-        else:
-            self._core.receive_frame(data, source, trio.current_time())
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _run_task(self, task: Task, scope: trio.CancelScope) -> None:
+        registry = self._registry
+        assert registry is not None  # the core starts only registered names
+        outcome: tuple[bool, Any] | None = None
+        with scope:
+            outcome = await execute(
+                registry.get(task.name), task.args, task.kwargs, self._thread_limiter
+            )
+        self._task_scopes.pop(task.id, None)
+        if outcome is not None and not scope.cancelled_caught:
+            self._core.task_done(task.id, outcome, trio.current_time())
             self._flush()
+
+    def _enqueue(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], requires: Mapping[str, str] | None
+    ) -> _Waiter:
+        """Queue one task here (the caller made sure there is room)."""
+        if self._registry is None:
+            raise LocalProtocolError("open_node(..., tasks=registry) to submit tasks")
+        registered = self._registry.get(name)
+        check_arguments(args, kwargs)
+        needs = {**registered.requires, **(requires or {})}
+        task = Task(os.urandom(16), self.id, name, args, kwargs, needs)
+        waiter = _Waiter(task.id)
+        self._waiters[task.id] = waiter
+        try:
+            self._core.submit(task, trio.current_time())
+        except BaseException:
+            del self._waiters[task.id]
+            raise
+        self._flush()
+        return waiter
+
+    async def _wait_for_room(self) -> None:
+        stealing = self._core.stealing
+        while stealing is not None and not stealing.can_accept():
+            self._queue_space = trio.Event()
+            await self._queue_space.wait()
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        self._waiters.pop(waiter.task_id, None)
+        if not waiter.done.is_set():
+            self._core.cancel(waiter.task_id, trio.current_time())
+            self._flush()
+
+    async def submit(
+        self, name: str, /, *args: Any, requires: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Any:
+        """Run the task registered as ``name`` somewhere in the mesh; return its result.
+
+        The task joins this node's queue; idle members steal from it. Waits while the
+        queue is full. Cancelling the caller cancels the task wherever it runs.
+
+        Raises:
+            TaskError: the task raised (its type name and message are kept).
+            UnknownTaskError: ``name`` is not registered on this node.
+            LocalProtocolError: arguments that are not plain CBOR data, or a node
+                opened without a task registry.
+        """
+        await self._wait_for_room()
+        waiter = self._enqueue(name, list(args), dict(kwargs), requires)
+        try:
+            await waiter.done.wait()
+        finally:
+            self._abandon(waiter)  # synchronous: cancellation cannot interrupt it
+        return waiter.result()
+
+    async def map(
+        self,
+        name: str,
+        arguments: Iterable[Any],
+        *,
+        ordered: bool = True,
+        requires: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Any]:
+        """Submit ``name(argument)`` for each argument and yield the results.
+
+        An async generator: results come in argument order (``ordered=True``) or as they
+        complete. A tuple argument is spread as positional arguments. Closing or
+        cancelling the iteration cancels the tasks not yet finished.
+
+        Raises:
+            TaskError: when the next result to yield is an error.
+        """
+        waiters: list[_Waiter] = []
+        finished: trio.MemorySendChannel[_Waiter]
+        finished, completions = trio.open_memory_channel[_Waiter](math.inf)
+        try:
+            for argument in arguments:
+                await self._wait_for_room()
+                spread = list(argument) if isinstance(argument, tuple) else [argument]
+                waiter = self._enqueue(name, spread, {}, requires)
+                waiter.notify = finished
+                waiters.append(waiter)
+            if ordered:
+                for waiter in waiters:
+                    await waiter.done.wait()
+                    yield waiter.result()
+            else:
+                for _ in waiters:
+                    waiter = await completions.receive()
+                    yield waiter.result()
+        finally:
+            for waiter in waiters:
+                self._abandon(waiter)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -469,7 +622,7 @@ class Node:
             async for event in discovery.events():
                 if not isinstance(event, PeerFound):
                     continue
-                member = self._core.member(event.peer.node_id)
+                member = self._membership.member(event.peer.node_id)
                 if member is not None and member.state == MemberState.ALIVE:
                     continue
                 for address in event.peer.addresses:
@@ -528,7 +681,9 @@ def _guess_advertise_host() -> str:
 
 
 @asynccontextmanager
-async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> AsyncIterator[Node]:
+async def open_node(
+    config: NodeConfig, *, identity: Identity | None = None, tasks: TaskRegistry | None = None
+) -> AsyncIterator[Node]:
     """Start a node; on exit it leaves the mesh gracefully (others see LEFT, not DEAD).
 
     ``async with open_node(config, identity=identity) as node:`` — the node runs in a
@@ -540,6 +695,8 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
     Args:
         config: what to bind, which mesh, how to find peers, limits.
         identity: the node's key pair; a new random one if omitted.
+        tasks: the functions this node runs for the mesh (work stealing); without it,
+            the node neither submits nor runs tasks.
 
     Raises:
         OSError: the port is in use, or the address cannot be bound.
@@ -563,7 +720,7 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
                 host = _guess_advertise_host()
             advertise = (host, port)
         seeds = [await _resolve(*parse_address(seed)) for seed in config.seeds]
-        core = Membership(
+        membership = Membership(
             identity,
             mesh=config.mesh,
             address=advertise,
@@ -575,8 +732,19 @@ async def open_node(config: NodeConfig, *, identity: Identity | None = None) -> 
             keyring=config.keyring,
             limits=config.limits,
         )
+        stealing = None
+        if tasks is not None:
+            stealing = WorkStealing(
+                identity.node_id,
+                slots=config.task_slots,
+                tags=config.tags,
+                can_run=tasks.names(),
+                rng=random.Random(),
+                timing=StealingTiming(load_interval=config.timing.gossip_interval),
+            )
+        core = NodeCore(membership, stealing)
         async with trio.open_nursery() as nursery:
-            node = Node(config, identity, core, udp, nursery)
+            node = Node(config, identity, core, udp, nursery, tasks)
             await nursery.start(node._timer_loop)
             await nursery.start(node._udp_loop)
             await nursery.start(trio.serve_listeners, node._serve_connection, listeners)

@@ -242,7 +242,11 @@ def verify_unit(
         fields = decode(payload, max_depth=limits.max_body_depth + 1)
     except CborError as exc:
         raise RemoteProtocolError(DropReason.MALFORMED, f"payload: {exc}") from None
-    if type(fields) is not dict or fields.keys() != _FIELDS:
+    if (
+        type(fields) is not dict
+        or fields.keys() != _FIELDS
+        or not all(type(key) is int for key in fields)  # True or 1.0 equal 1, but are not
+    ):
         raise RemoteProtocolError(DropReason.MALFORMED, "payload is not the envelope map")
     if fields[FIELD_MESH] != mesh:
         raise RemoteProtocolError(DropReason.WRONG_MESH, "message for another mesh")
