@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import signal
 import sys
@@ -27,6 +28,7 @@ from ..errors import LocalProtocolError
 from ..identity import Identity
 from ..runtime.config import NodeConfig, format_address
 from ..runtime.node import Node, open_node
+from ..runtime.tasks import TaskRegistry
 from ..wire.keyring import Keyring
 
 __all__ = ["add_run_arguments", "event_record", "run_command"]
@@ -72,6 +74,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--timing", choices=sorted(_TIMINGS), default="lan", help="protocol timing preset"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--tasks",
+        metavar="MODULE:NAME",
+        help="run tasks for the mesh: a TaskRegistry importable as MODULE:NAME",
+    )
+    parser.add_argument(
+        "--slots", type=int, default=2, help="tasks this node runs at once (default 2)"
+    )
 
 
 def _parse_tags(items: list[str]) -> dict[str, str]:
@@ -103,9 +113,15 @@ def _emit(out: TextIO, as_json: bool, record: dict[str, Any], text: str) -> None
     print(json.dumps(record, sort_keys=True) if as_json else text, file=out, flush=True)
 
 
-async def _run(config: NodeConfig, identity: Identity, as_json: bool, out: TextIO) -> None:
+async def _run(
+    config: NodeConfig,
+    identity: Identity,
+    as_json: bool,
+    out: TextIO,
+    tasks: TaskRegistry | None = None,
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_node(config, identity=identity) as node:
+        async with open_node(config, identity=identity, tasks=tasks) as node:
             _emit(
                 out,
                 as_json,
@@ -148,6 +164,25 @@ async def _print_events(node: Node, as_json: bool, out: TextIO) -> None:
         )
 
 
+def load_registry(spec: str) -> TaskRegistry:
+    """Import ``module:name`` and return the TaskRegistry it names.
+
+    Raises:
+        LocalProtocolError: malformed, not importable, or not a TaskRegistry.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise LocalProtocolError(f"--tasks takes MODULE:NAME, not {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LocalProtocolError(f"--tasks: cannot import {module_name!r}: {exc}") from None
+    registry = getattr(module, attribute, None)
+    if not isinstance(registry, TaskRegistry):
+        raise LocalProtocolError(f"--tasks: {spec} is not a meshedge TaskRegistry")
+    return registry
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run ``meshedge run`` with parsed arguments; returns the exit code."""
     from . import EXIT_ADDRESS_IN_USE, EXIT_FAILURE, EXIT_OK
@@ -164,9 +199,11 @@ def run_command(args: argparse.Namespace) -> int:
         tags=_parse_tags(args.tag),
         keyring=keyring,
         timing=_TIMINGS[args.timing](),
+        task_slots=args.slots,
     )
+    tasks = load_registry(args.tasks) if args.tasks else None
     try:
-        trio.run(_run, config, identity, args.json, sys.stdout)
+        trio.run(_run, config, identity, args.json, sys.stdout, tasks)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"meshedge: {args.bind} is already in use", file=sys.stderr)
