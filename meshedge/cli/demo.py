@@ -2,8 +2,11 @@
 
 It starts N ``meshedge run`` processes that find each other by mDNS bound to
 127.0.0.1 (no seeds), shows the mesh forming, SIGKILLs one and shows the others
-detect it, restarts it with the same identity and shows it rejoin, then prints a
-summary and exits 0 (1 if a phase did not complete in time).
+detect it, restarts it with the same identity and shows it rejoin. Then the demo's own
+node joins and submits an uneven job — a Mandelbrot image in tiles — that the worker
+nodes steal from it; one worker is SIGKILLed halfway and its tiles run again elsewhere.
+The image is written as a PNG, and a summary prints the tasks per node, re-executions
+and efficiency against the ideal. Exits 0, or 1 if a phase did not complete in time.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("local", "lan"),
         default="local",
         help="protocol timing preset of the nodes (default: local)",
+    )
+    parser.add_argument(
+        "--image",
+        default="meshedge-demo.png",
+        help="where to write the rendered image (default: meshedge-demo.png)",
     )
 
 
@@ -80,6 +88,10 @@ class _Demo:
             self.timing,
             "--identity",
             proc.identity_path,
+            "--tasks",
+            "meshedge.cli.demo_tasks:registry",
+            "--slots",
+            "1",
         ]
 
     def say(self, text: str) -> None:
@@ -144,7 +156,7 @@ def _short(node_id: str) -> str:
     return node_id[:8]
 
 
-async def _demo(nodes: int, timing: str) -> bool:
+async def _demo(nodes: int, timing: str, image: str) -> bool:
     with tempfile.TemporaryDirectory(prefix="meshedge-demo-") as directory:
         demo = _Demo(nodes, timing, directory)
         print(
@@ -152,11 +164,12 @@ async def _demo(nodes: int, timing: str) -> bool:
             f"timing {timing}; discovery by mDNS on 127.0.0.1 only (no seeds)",
             flush=True,
         )
-        summary: dict[str, float] = {}
+        summary: dict[str, Any] = {}
         completed = False
         async with trio.open_nursery() as nursery:
             try:
                 await _phases(demo, nursery, summary)
+                await _work(demo, summary, image)
                 completed = True
             except trio.TooSlowError:
                 print("demo: a phase did not complete in time", file=sys.stderr)
@@ -167,11 +180,14 @@ async def _demo(nodes: int, timing: str) -> bool:
             return False
         print("\nsummary")
         for name, value in summary.items():
-            print(f"  {name:<34} {value:6.2f} s")
+            if isinstance(value, float):
+                print(f"  {name:<40} {value:7.2f}")
+            else:
+                print(f"  {name:<40} {value}")
         return True
 
 
-async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, float]) -> None:
+async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, Any]) -> None:
     procs = demo.procs
     others = len(procs) - 1
     # 1. the mesh forms by itself
@@ -186,7 +202,7 @@ async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, float])
             + ", ".join(f"node{p.index} sees {demo.alive_seen(p)}/{others}" for p in procs)
         ),
     )
-    summary["mesh formed (from first start)"] = trio.current_time() - start
+    summary["mesh formed (from first start), s"] = trio.current_time() - start
     # 2. one node is killed and the others detect it
     victim = procs[-1]
     assert victim.process is not None
@@ -207,8 +223,8 @@ async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, float])
         ),
     )
     times = [p.seen_at[("failed", victim.node_id)] - killed_at for p in survivors]
-    summary["failure detected, first node"] = min(times)
-    summary["failure detected, every node"] = max(times)
+    summary["failure detected, first node, s"] = min(times)
+    summary["failure detected, every node, s"] = max(times)
     # 3. it restarts with the same identity and rejoins
     restarted_at = trio.current_time()
     await demo.start(nursery, victim)
@@ -224,7 +240,99 @@ async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, float])
             + f"; node{victim.index} sees {demo.alive_seen(victim)}/{others}"
         ),
     )
-    summary["rejoined after restart"] = trio.current_time() - restarted_at
+    summary["rejoined after restart, s"] = trio.current_time() - restarted_at
+
+
+async def _work(demo: _Demo, summary: dict[str, Any], image: str) -> None:
+    """Phase 4: the demo's node submits the tiles; the workers steal them; one dies."""
+    from ..core.member import MemberState
+    from ..core.timing import Timing
+    from ..runtime.config import NodeConfig
+    from ..runtime.node import open_node
+    from .demo_tasks import HEIGHT, TILE_ROWS, WIDTH, registry, write_png
+
+    workers = demo.procs
+    by_pid = {p.process.pid: p for p in workers if p.process is not None}
+    config = NodeConfig(
+        mesh=demo.mesh,
+        bind="127.0.0.1:0",
+        seeds=(workers[0].address,),
+        timing=Timing.local() if demo.timing == "local" else Timing.lan(),
+        task_slots=0,  # the demo's node only submits; the workers compute
+    )
+    async with open_node(config, tasks=registry) as node:
+        worker_ids = {p.node_id for p in workers}
+
+        def all_alive() -> bool:
+            alive = {str(m.id) for m in node.members() if m.state == MemberState.ALIVE}
+            return worker_ids <= alive
+
+        with trio.fail_after(PHASE_TIMEOUT):
+            if not all_alive():
+                async for _ in node.events():
+                    if all_alive():
+                        break
+        tiles = [(row, TILE_ROWS) for row in range(0, HEIGHT, TILE_ROWS)]
+        demo.say(
+            f"the demo's node joined and submits a {WIDTH}x{HEIGHT} Mandelbrot image "
+            f"as {len(tiles)} tiles of uneven cost; the {len(workers)} workers steal them"
+        )
+        victim = workers[1]
+        done: dict[str, int] = {p.node_id: 0 for p in workers}
+        pixels: dict[int, bytes] = {}
+        seconds = 0.0
+        start = trio.current_time()
+        killed_at: float | None = None
+        interactive = sys.stdout.isatty()
+        last_quarter = -1
+        with trio.fail_after(4 * PHASE_TIMEOUT):
+            async for result in node.map("demo.mandelbrot_tile", tiles, ordered=False):
+                pixels[result["row"]] = result["pixels"]
+                seconds += result["seconds"]
+                runner = by_pid.get(result["pid"])
+                if runner is not None:
+                    done[runner.node_id] += 1
+                progress = " ".join(
+                    f"node{p.index}:{done[p.node_id]}"
+                    + ("(killed)" if p is victim and killed_at is not None else "")
+                    for p in workers
+                )
+                line = f"tiles {len(pixels)}/{len(tiles)}  {progress}"
+                quarter = 4 * len(pixels) // len(tiles)
+                if interactive:
+                    print(f"\r{line}   ", end="", flush=True)
+                elif quarter != last_quarter:
+                    demo.say(line)
+                    last_quarter = quarter
+                if killed_at is None and len(pixels) >= len(tiles) // 2:
+                    assert victim.process is not None
+                    victim.process.send_signal(signal.SIGKILL)
+                    killed_at = trio.current_time() - start
+                    if interactive:
+                        print()
+                    demo.say(
+                        f"halfway: SIGKILL node{victim.index} (pid {victim.process.pid}); "
+                        "its tiles will run again elsewhere"
+                    )
+        if interactive:
+            print()
+        makespan = trio.current_time() - start
+        stats = node.statistics().get("tasks", {})
+    gray = b"".join(pixels[row] for row, _ in tiles)
+    write_png(image, WIDTH, HEIGHT, gray)
+    demo.say(f"image written to {image}")
+    cores = os.cpu_count() or 1
+    killed = killed_at if killed_at is not None else makespan
+    # Ideal: the tiles' CPU time spread over the usable workers (no more than the CPU
+    # cores), with one worker fewer after the kill.
+    capacity = min(len(workers), cores) * killed + min(len(workers) - 1, cores) * (
+        makespan - killed
+    )
+    for p in workers:
+        summary[f"tiles computed by node{p.index}"] = done[p.node_id]
+    summary["tiles re-executed (holder died)"] = int(stats.get("requeued", 0))
+    summary["job makespan, s"] = makespan
+    summary["efficiency vs ideal"] = seconds / capacity if capacity > 0 else 0.0
 
 
 async def _stop_all(demo: _Demo) -> None:
@@ -250,4 +358,4 @@ def demo_command(args: argparse.Namespace) -> int:
 
     if not 2 <= args.nodes <= 16:
         raise LocalProtocolError("--nodes must be between 2 and 16")
-    return 0 if trio.run(_demo, args.nodes, args.timing) else 1
+    return 0 if trio.run(_demo, args.nodes, args.timing, args.image) else 1

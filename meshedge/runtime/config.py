@@ -93,7 +93,7 @@ class NodeConfig:
     trust: TrustPolicy | None = None
     #: Protocol periods; ``Timing.local()`` suits nodes on one machine.
     timing: Timing = field(default_factory=Timing.lan)
-    #: Tasks this node runs at once (work stealing).
+    #: Tasks this node runs at once (work stealing); 0 for a node that only submits.
     task_slots: int = 2
     #: Wire limits (datagram and frame sizes, nesting depth).
     limits: WireLimits = DEFAULT_LIMITS
@@ -133,8 +133,9 @@ class NodeConfig:
             for ip in self.mdns_interfaces:
                 if not _is_ip(ip):
                     raise LocalProtocolError(f"mdns_interfaces takes IP addresses, not {ip!r}")
+        if type(self.task_slots) is not int or self.task_slots < 0:
+            raise LocalProtocolError("NodeConfig.task_slots must be an integer >= 0")
         for name in (
-            "task_slots",
             "max_connections",
             "max_inbound_connections",
             "send_buffer_frames",
