@@ -40,7 +40,6 @@ from ..core.events import (
     MemberFailed,
     MemberJoined,
     MemberRecovered,
-    MembershipEvent,
     MemberSuspected,
     MemberUpdated,
 )
@@ -249,7 +248,7 @@ def dissemination(
     new_tags = {"scenario": "dissemination", "generation": "2"}
     learned: dict[int, float] = {}
 
-    def listen(index: int, event: MembershipEvent, when: float) -> None:
+    def listen(index: int, event: object, when: float) -> None:
         if (
             isinstance(event, MemberUpdated | MemberRecovered | MemberJoined)
             and event.member.id == origin
@@ -370,7 +369,7 @@ def failure_detection(
     suspected: list[float] = []
     dead: dict[int, float] = {}
 
-    def listen(index: int, event: MembershipEvent, when: float) -> None:
+    def listen(index: int, event: object, when: float) -> None:
         if not target or not isinstance(event, MemberSuspected | MemberFailed):
             return
         if event.member.id != target[0]:
@@ -521,7 +520,7 @@ def false_positive_run(
     declared_dead: set[NodeId] = set()
     episodes: set[tuple[NodeId, int, int]] = set()
 
-    def listen(index: int, event: MembershipEvent, when: float) -> None:
+    def listen(index: int, event: object, when: float) -> None:
         if isinstance(event, MemberSuspected):
             member = event.member
             if member.id == frozen:
