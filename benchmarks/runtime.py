@@ -323,10 +323,15 @@ async def echo_worker(mesh: str, profile_path: str | None) -> None:
                         if profiler is not None:
                             profiler.disable()
                             profiler.dump_stats(profile_path)
+                        stats = node.statistics()
                         report = {
                             "received": received,
                             "wall_s": time.perf_counter() - first_wall,
                             "cpu_s": time.process_time() - first_cpu,
+                            "messages_received": stats["messages_received"],
+                            "frames_received": stats["frames_received"],
+                            "drops": {k: v for k, v in stats["drops"].items() if v},
+                            "no_subscriber": stats["no_subscriber"],
                         }
                         await node.send(message.sender, "done", report)
 
@@ -416,6 +421,9 @@ async def measure_messages(
                     "receiver_cpu_us_per_msg": 1e6 * done["cpu_s"] / max(1, done["received"]),
                     "receiver_busy": done["cpu_s"] / max(1e-9, done["wall_s"]),
                     "sender_blocked_s": blocked,
+                    "receiver_stats": {
+                        k: v for k, v in done.items() if k not in ("cpu_s", "wall_s")
+                    },
                 }
             stats = node.statistics()
             results["sender_drops"] = {k: v for k, v in stats["drops"].items() if v}
@@ -632,6 +640,8 @@ def report_all(results: dict[str, Any]) -> Report:
             LIBP2P["throughput"],
         )
         r.add("  delivered / sent", f"{tp['received']:,} / {tp['sent']:,} in {tp['seconds']:.1f} s")
+        if tp["received"] != tp["sent"]:
+            r.add("  receiver statistics (LOSS)", json.dumps(tp["receiver_stats"]))
         r.add(
             "  receiver CPU per message (busy)",
             f"{tp['receiver_cpu_us_per_msg']:.0f} us ({100 * tp['receiver_busy']:.0f}% of wall)",

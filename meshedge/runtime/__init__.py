@@ -11,7 +11,8 @@ This namespace is the public API of a running node::
         ...
 
 The membership events, members and timing presets that the node hands out are
-re-exported here from the cores, so applications need no private module path.
+re-exported here from the cores, and the task registry for work stealing from
+``meshedge.runtime.tasks``, so applications need no private module path.
 mDNS discovery on its own lives in ``meshedge.runtime.discovery`` (it imports zeroconf,
 so it is loaded only when a node enables mDNS).
 """
@@ -31,6 +32,7 @@ from ..core.timing import Timing
 from ..errors import PeerUnavailableError, UnknownPeerError
 from .config import NodeConfig, format_address, parse_address
 from .node import Message, Node, open_node
+from .tasks import RegisteredTask, TaskError, TaskKind, TaskRegistry, UnknownTaskError
 
 __all__ = [
     "Address",
@@ -48,8 +50,13 @@ __all__ = [
     "Node",
     "NodeConfig",
     "PeerUnavailableError",
+    "RegisteredTask",
+    "TaskError",
+    "TaskKind",
+    "TaskRegistry",
     "Timing",
     "UnknownPeerError",
+    "UnknownTaskError",
     "format_address",
     "open_node",
     "parse_address",
