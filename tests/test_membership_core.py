@@ -597,6 +597,21 @@ def test_a_partition_converges_on_each_side_then_heals() -> None:
         assert len(sim.view(i)) == 5
 
 
+def test_two_lone_nodes_whose_seed_is_gone_find_each_other_after_a_heal() -> None:
+    # Nodes 1 and 2 joined through node 0, their only seed. Node 0 (and 3) crash, then
+    # a partition leaves each of 1 and 2 alone, seeing the other dead.
+    sim = formed(4, seed=21)
+    sim.crash(0)
+    sim.crash(3)
+    sim.partition([1], [2])
+    sim.run_until(lambda: state(sim, 1, 2) == DEAD and state(sim, 2, 1) == DEAD, 100)
+    sim.heal()
+    # A lone node retries its seeds and also a member it saw die (once it retried only
+    # its dead seed, and both forgot each other after dead_retention).
+    sim.run_until(sim.converged, 2 * LAN.reconnect_interval)
+    assert state(sim, 1, 2) == ALIVE and state(sim, 2, 1) == ALIVE
+
+
 # ---------------------------------------------------------------------- hostile input
 
 

@@ -1120,8 +1120,11 @@ class Membership:
                 self._send_sync(seed, join=True)
             self._next_reconnect = now + self._seed_backoff
             self._seed_backoff = min(2 * self._seed_backoff, self.timing.reconnect_interval)
-            return
-        self._seed_backoff = self.timing.probe_interval
+        else:
+            self._seed_backoff = self.timing.probe_interval
+        # Alone or not, also try one member we saw die. A lone node used to retry only
+        # its seeds: when those were gone for good, two lone nodes on either side of a
+        # healed partition never tried each other and forgot each other for ever.
         dead = [r for r in self._members.values() if r.state == MemberState.DEAD]
         if dead:
             self._send_sync(self._rng.choice(dead).address, digest=True)
