@@ -10,12 +10,12 @@ stealing core's messages are signed, addressed and sealed here.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
 from ..identity import NodeId
 from ..wire.datagram import seal_datagram, seal_frame
-from ..wire.message import sign_message
+from ..wire.message import SignedMessage, sign_message
 from ..wire.message_types import MessageType
 from .events import ForeignMessage, MemberEvent, MembershipEvent
 from .member import Address
@@ -99,6 +99,14 @@ class NodeCore:
     def leave(self, now: float) -> None:
         """Leave the mesh gracefully."""
         self.membership.leave(now)
+        self._route(now)
+
+    def bootstrap(self, known: Iterable[tuple[SignedMessage, bytes]], now: float) -> None:
+        """Learn members silently (see :meth:`Membership.bootstrap`), stealing included."""
+        self.membership.bootstrap(known, now)
+        if self.stealing is not None:
+            for member in self.membership.members():
+                self.stealing.member_changed(member, now)
         self._route(now)
 
     def join(self, seeds: list[Address], now: float) -> None:

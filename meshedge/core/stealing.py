@@ -54,6 +54,8 @@ __all__ = [
 TASK_ID_SIZE: Final = 16
 #: Ids (or results) in one LEASE, CANCEL or RESULTS message; the wire schema allows 8192.
 _IDS_PER_MESSAGE: Final = 4096
+#: Steal round trips kept for :meth:`WorkStealing.statistics` (the most recent ones).
+ROUND_TRIP_SAMPLES: Final = 4096
 
 
 def _encoded_size(value: Any) -> int:
@@ -231,6 +233,7 @@ class WorkStealing:
         self._results_deadline = math.inf
         self._steal: tuple[NodeId, int, float] | None = None  # victim, request, sent at
         self._steal_seq = 0
+        self._round_trips: deque[float] = deque(maxlen=ROUND_TRIP_SAMPLES)
         self._next_lease_renewal = math.inf
         # (lease deadline, task id) of own tasks held elsewhere; stale entries skipped
         self._leases: list[tuple[float, bytes]] = []
@@ -260,9 +263,49 @@ class WorkStealing:
         """Tasks running here."""
         return len(self._running)
 
+    def running_ids(self) -> frozenset[bytes]:
+        """Ids of the tasks running here."""
+        return frozenset(self._running)
+
+    def queued_tasks(self) -> list[Task]:
+        """The tasks waiting here, oldest first (a copy)."""
+        return list(self._queue)
+
     def pending(self) -> int:
         """Tasks this node originated whose result has not arrived."""
         return len(self._origin)
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters (they only grow), gauges and steal round trips.
+
+        Counters: ``submitted``, ``completed`` (own tasks whose result arrived),
+        ``duplicates`` (results dropped because one had arrived), ``requeued`` (own tasks
+        queued again after their holder died or its lease ran out), ``stolen`` and
+        ``given`` (tasks received and handed out by steals), ``steal_requests``,
+        ``steal_empty``, ``steal_timeouts``, ``dropped_orphans`` (tasks of a dead origin).
+        Gauges: ``queued``, ``running``, ``pending`` (own tasks without a result yet).
+        ``steal_round_trip_p50`` and ``..._p99``: seconds from asking a victim to its
+        answer, over the last ``ROUND_TRIP_SAMPLES`` answered steals (None before any).
+        """
+        trips = sorted(self._round_trips)
+
+        def percentile(fraction: float) -> float | None:
+            if not trips:
+                return None
+            return trips[min(len(trips) - 1, max(0, math.ceil(fraction * len(trips)) - 1))]
+
+        return {
+            **self.stats,
+            "queued": len(self._queue),
+            "running": len(self._running),
+            "pending": len(self._origin),
+            "steal_round_trip_p50": percentile(0.5),
+            "steal_round_trip_p99": percentile(0.99),
+        }
+
+    def steal_round_trips(self) -> list[float]:
+        """Seconds each of the last ``ROUND_TRIP_SAMPLES`` answered steals took."""
+        return list(self._round_trips)
 
     def can_accept(self) -> bool:
         """False while the queue is full (``submit`` must wait)."""
@@ -563,6 +606,7 @@ class WorkStealing:
             # Exponentially weighted round-trip estimates, for choosing close victims
             # and for asking enough to cover the next round trip.
             rtt = max(now - steal[2], 1e-5)
+            self._round_trips.append(now - steal[2])
             peer.rtt = 0.8 * peer.rtt + 0.2 * rtt
             self._steal_time = rtt if not self._steal_time else 0.8 * self._steal_time + 0.2 * rtt
         peer.queued = body[3]

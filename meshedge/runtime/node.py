@@ -244,13 +244,7 @@ class Node:
         stats["connections_in"] = self._inbound
         stats["connection_failures"] = self._links.failures
         if self._core.stealing is not None:
-            stealing = self._core.stealing
-            stats["tasks"] = {
-                **stealing.stats,
-                "queued": stealing.queued(),
-                "running": stealing.running(),
-                "pending": stealing.pending(),
-            }
+            stats["tasks"] = self._core.stealing.statistics()
         stats["events_dropped_slow_consumer"] = self._events.dropped
         stats["messages_dropped_slow_consumer"] = sum(f.dropped for f in self._topics.values())
         return stats

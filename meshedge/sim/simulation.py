@@ -20,18 +20,30 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.events import BroadcastReceived, MembershipEvent
+from ..core.events import BroadcastReceived
 from ..core.member import Address, Member, MemberState
 from ..core.membership import Membership
+from ..core.node import NodeCore, NodeEvent
+from ..core.stealing import StealingTiming, Task, TaskFinished, WorkStealing
 from ..core.timing import Timing
 from ..errors import LocalProtocolError
 from ..identity import Identity, NodeId
 from ..wire.message import SignedMessage, verify_message
 from ..wire.signature import INSECURE_SIMULATION_SIGNATURES, SignatureScheme
 
-__all__ = ["Delivery", "SimStatistics", "Simulation", "SimulationTimeout"]
+__all__ = [
+    "SIM_TASK",
+    "Delivery",
+    "Execution",
+    "SimStatistics",
+    "Simulation",
+    "SimulationTimeout",
+    "TaskResult",
+]
 
-_TIMER, _DATAGRAM, _FRAME, _RESUME = range(4)
+_TIMER, _DATAGRAM, _FRAME, _RESUME, _TASK_DONE = range(5)
+#: The one task every simulated node can run: ``sim.work(seconds)`` takes that long.
+SIM_TASK = "sim.work"
 #: Datagrams a paused node's socket buffer holds; later ones are dropped, as by a kernel.
 PAUSED_BUFFER = 256
 _PORT = 7946
@@ -54,6 +66,34 @@ class Delivery:
     #: Its payload.
     payload: Any
     #: Virtual time of delivery.
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One run of a task on one node (a task may run more than once)."""
+
+    #: The task's id.
+    task_id: bytes
+    #: Index of the node that ran it.
+    node: int
+    #: Virtual time it started.
+    start: float
+    #: The requirements it carried.
+    requires: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """A result as the submitting node's caller sees it."""
+
+    #: The task's id.
+    task_id: bytes
+    #: Index of the origin node.
+    origin: int
+    #: The node that ran it.
+    ran_on: NodeId
+    #: Virtual time the origin got it.
     time: float
 
 
@@ -84,6 +124,7 @@ class _SimNode:
         "inbox",
         "timer",
         "life",
+        "tags",
         "packets_sent",
         "bytes_sent",
         "frames_sent",
@@ -93,12 +134,13 @@ class _SimNode:
         self.index = index
         self.seed = seed
         self.epoch = 1
-        self.core: Membership | None = None
+        self.core: NodeCore | None = None
         self.up = False
         self.paused_until = 0.0
         self.inbox: deque[tuple[int, bytes, Address]] = deque()
         self.timer = float("inf")
         self.life = 0
+        self.tags: dict[str, str] = {}
         self.packets_sent = 0
         self.bytes_sent = 0
         self.frames_sent = 0
@@ -118,6 +160,10 @@ class Simulation:
         mesh: the mesh name.
         signatures: signature scheme (fast same-size stand-in by default).
         tags: initial tags of every node.
+        slots: task slots per node; above 0 every node runs the work-stealing core
+            too, and :meth:`submit` queues tasks that take virtual time.
+        stealing: work-stealing periods and bounds (defaults, with the load interval
+            set to the timing's gossip interval).
     """
 
     def __init__(
@@ -132,6 +178,8 @@ class Simulation:
         mesh: str = "sim",
         signatures: SignatureScheme = INSECURE_SIMULATION_SIGNATURES,
         tags: Mapping[str, str] | None = None,
+        slots: int = 0,
+        stealing: StealingTiming | None = None,
     ) -> None:
         if nodes < 1:
             raise LocalProtocolError("a simulation needs at least one node")
@@ -156,10 +204,19 @@ class Simulation:
         self._groups: list[int] | None = None
         self._link_loss: dict[tuple[int, int], float] = {}
         self._network_drops = {"loss": 0, "partition": 0, "down": 0, "buffer": 0}
-        self._listeners: list[Callable[[int, MembershipEvent, float], None]] = []
+        self._listeners: list[Callable[[int, NodeEvent, float], None]] = []
         #: Every application broadcast delivered, in order of delivery.
         self.deliveries: list[Delivery] = []
         self._tags = dict(tags or {})
+        self.slots = slots
+        self.stealing_timing = stealing or StealingTiming(load_interval=self.timing.gossip_interval)
+        self._task_rng = random.Random(seeder.getrandbits(64))
+        #: Every task run, in order of start (tasks can run more than once).
+        self.executions: list[Execution] = []
+        #: Every result delivered to a submitting node's caller, in order.
+        self.results: list[TaskResult] = []
+        for node in self._nodes:
+            node.tags = dict(self._tags)
         for node in self._nodes:
             self._boot(node, join=False)
         if prejoined:
@@ -184,16 +241,27 @@ class Simulation:
     def _boot(self, node: _SimNode, *, join: bool) -> None:
         identity = Identity.from_seed(node.seed, epoch=node.epoch)
         rng = random.Random(self._protocol_seed ^ (node.index << 20) ^ node.epoch)
-        node.core = Membership(
+        membership = Membership(
             identity,
             mesh=self.mesh,
             address=self.address(node.index),
             now=self.now,
             rng=rng,
             timing=self.timing,
-            tags=self._tags,
+            tags=node.tags,
             signatures=self.signatures,
         )
+        stealing = None
+        if self.slots > 0:
+            stealing = WorkStealing(
+                identity.node_id,
+                slots=self.slots,
+                tags=node.tags,
+                can_run={SIM_TASK},
+                rng=random.Random(rng.getrandbits(64)),
+                timing=self.stealing_timing,
+            )
+        node.core = NodeCore(membership, stealing)
         node.up = True
         node.paused_until = 0.0
         node.inbox.clear()
@@ -205,7 +273,7 @@ class Simulation:
 
     def _verified_alive(self, node: _SimNode) -> tuple[SignedMessage, bytes]:
         assert node.core is not None
-        record = node.core._members[node.core.id]
+        record = node.core.membership._members[node.core.id]
         unit = record.alive_unit
         message = verify_message(
             unit, mesh=self.mesh, signatures=self.signatures, max_size=len(unit)
@@ -216,6 +284,17 @@ class Simulation:
 
     def node(self, index: int) -> Membership:
         """The protocol core of node ``index`` (the current one after a restart).
+
+        Raises:
+            LocalProtocolError: the node has crashed and was not restarted.
+        """
+        core = self._nodes[index].core
+        if core is None or not self._nodes[index].up:
+            raise LocalProtocolError(f"node {index} is down")
+        return core.membership
+
+    def core(self, index: int) -> NodeCore:
+        """The whole node core of node ``index`` (membership and work stealing).
 
         Raises:
             LocalProtocolError: the node has crashed and was not restarted.
@@ -277,7 +356,7 @@ class Simulation:
         node_drops: dict[str, int] = {}
         for node in self._nodes:
             if node.core is not None:
-                for reason, count in node.core.statistics()["drops"].items():
+                for reason, count in node.core.membership.statistics()["drops"].items():
                     node_drops[reason] = node_drops.get(reason, 0) + count
         return SimStatistics(
             packets_sent=[n.packets_sent for n in self._nodes],
@@ -287,7 +366,7 @@ class Simulation:
             node_drops=node_drops,
         )
 
-    def on_event(self, listener: Callable[[int, MembershipEvent, float], None]) -> None:
+    def on_event(self, listener: Callable[[int, NodeEvent, float], None]) -> None:
         """Call ``listener(node_index, event, time)`` for every event any node emits."""
         self._listeners.append(listener)
 
@@ -347,21 +426,48 @@ class Simulation:
     # ------------------------------------------------------------------ commands
 
     def set_tags(self, index: int, tags: Mapping[str, str]) -> None:
-        """Node ``index`` changes its tags."""
+        """Node ``index`` changes its tags (they survive a restart)."""
         node = self._nodes[index]
-        self.node(index).set_tags(tags, self.now)
+        self.core(index).set_tags(tags, self.now)
+        node.tags = dict(tags)
         self._flush(node)
+
+    def submit(
+        self, index: int, seconds: float, *, requires: Mapping[str, str] | None = None
+    ) -> bytes:
+        """Node ``index`` submits a task that runs for ``seconds`` of virtual time.
+
+        Returns:
+            The task's id (see :attr:`results` and :attr:`executions`).
+
+        Raises:
+            LocalProtocolError: the simulation runs without task slots, the node is
+                down, or its queue is full.
+        """
+        node = self._nodes[index]
+        core = self.core(index)
+        task = Task(
+            id=self._task_rng.randbytes(16),
+            origin=core.id,
+            name=SIM_TASK,
+            args=[float(seconds)],
+            kwargs={},
+            requires=dict(requires or {}),
+        )
+        core.submit(task, self.now)
+        self._flush(node)
+        return task.id
 
     def broadcast(self, index: int, topic: str, payload: Any) -> None:
         """Node ``index`` broadcasts an application message."""
         node = self._nodes[index]
-        self.node(index).broadcast(topic, payload, self.now)
+        self.core(index).broadcast(topic, payload, self.now)
         self._flush(node)
 
     def leave(self, index: int) -> None:
         """Node ``index`` leaves gracefully (it keeps running to spread the news)."""
         node = self._nodes[index]
-        self.node(index).leave(self.now)
+        self.core(index).leave(self.now)
         self._flush(node)
 
     # ------------------------------------------------------------------ running
@@ -406,6 +512,12 @@ class Simulation:
                 if kind in (_DATAGRAM, _FRAME):
                     self._network_drops["down"] += 1
                 continue
+            if kind == _TASK_DONE and node.paused_until <= when:
+                assert node.core is not None
+                if data in node.core.stealing.running_ids():  # type: ignore[union-attr]
+                    node.core.task_done(data, (True, None), when)
+                self._flush(node)
+                continue
             if kind == _TIMER:
                 if when != node.timer:
                     continue  # superseded
@@ -419,6 +531,9 @@ class Simulation:
                     continue
                 self._resume(node)
             elif node.paused_until > when:
+                if kind == _TASK_DONE:  # a frozen process finishes nothing
+                    node.inbox.append((kind, data, ("", 0)))
+                    continue
                 if len(node.inbox) >= PAUSED_BUFFER and kind == _DATAGRAM:
                     self._network_drops["buffer"] += 1
                 else:
@@ -447,8 +562,10 @@ class Simulation:
             kind, data, addr = node.inbox.popleft()
             if kind == _DATAGRAM:
                 core.receive_datagram(data, addr, self.now)
-            else:
+            elif kind == _FRAME:
                 core.receive_frame(data, addr, self.now)
+            elif core.stealing is not None and data in core.stealing.running_ids():
+                core.task_done(data, (True, None), self.now)
         node.timer = float("inf")
         core.handle_timer(self.now)
 
@@ -472,11 +589,17 @@ class Simulation:
             node.frames_sent += 1
             node.bytes_sent += len(data)
             self._transmit(node, _FRAME, data, addr, source)
+        core.tasks_to_cancel()  # their completion events find them gone and do nothing
+        for task in core.tasks_to_start():
+            self.executions.append(Execution(task.id, node.index, self.now, task.requires))
+            self._push(self.now + float(task.args[0]), _TASK_DONE, node, task.id, None)
         while (event := core.next_event()) is not None:
             if isinstance(event, BroadcastReceived):
                 self.deliveries.append(
                     Delivery(node.index, event.sender, event.topic, event.payload, self.now)
                 )
+            elif isinstance(event, TaskFinished):
+                self.results.append(TaskResult(event.task_id, node.index, event.ran_on, self.now))
             for listener in self._listeners:
                 listener(node.index, event, self.now)
         deadline = max(core.get_timer(), self.now)
