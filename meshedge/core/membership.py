@@ -324,6 +324,10 @@ class Membership:
         self._state_hash = 0
         self._awareness = Awareness(self.timing.awareness_max_multiplier)
         self._replay = ReplayWindow(max_senders=self.bounds.max_members)
+        # Stream frames get their own window: a sender's sequence numbers are shared by
+        # datagrams and frames, and frames queued behind a busy TCP connection can lag
+        # far behind the datagrams it signed later without being replays.
+        self._stream_replay = ReplayWindow(max_senders=self.bounds.max_members)
         self._broadcast_window = ReplayWindow(max_senders=self.bounds.max_members)
         # broadcast id (signature prefix) -> (signed unit, when we stop offering it)
         self._retained: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
@@ -566,7 +570,7 @@ class Membership:
                 mesh=self.mesh,
                 keyring=self.keyring,
                 trust=self.trust,
-                replay=self._replay,
+                replay=self._stream_replay,
                 limits=self.limits,
                 signatures=self.signatures,
             )
@@ -892,6 +896,12 @@ class Membership:
             record = self._members.get(target_id)
             if record is None:
                 return  # nothing to say about a member we do not know
+            if (epoch, incarnation) > record.key:
+                # An accuser may only name a key the member itself announced (its ALIVE
+                # travels first). Anything newer is a lie or a race: it could not be
+                # refuted, and a huge incarnation would overflow the refutation.
+                self._stats["unexpected"] += 1
+                return
             if target_id == self.id:
                 self._refute(epoch, incarnation, now)
                 return

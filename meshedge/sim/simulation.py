@@ -13,6 +13,7 @@ thousand nodes run quickly. Pass ``signatures=ED25519`` for real signatures.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import random
 from collections import deque
@@ -221,9 +222,18 @@ class Simulation:
             self._boot(node, join=False)
         if prejoined:
             known = [self._verified_alive(node) for node in self._nodes]
-            for node in self._nodes:
-                assert node.core is not None
-                node.core.bootstrap(known, self.now)
+            # About N^2 long-lived member records: the cyclic garbage collector would
+            # rescan them over and over while they are built, for nothing.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                for node in self._nodes:
+                    assert node.core is not None
+                    node.core.bootstrap(known, self.now)
+            finally:
+                if collecting:
+                    gc.enable()
+            gc.freeze()
         else:
             for node in self._nodes[1:]:
                 assert node.core is not None
