@@ -239,6 +239,10 @@ class WorkStealing:
         self._leases: list[tuple[float, bytes]] = []
         self._last_load_sent = -math.inf
         self._advertised = 0
+        # Some live peer was last told that nothing here can be stolen (by a LOAD of 0, or
+        # by a steal answer that emptied the queue). New work is then advertised at once,
+        # not rate-limited: an idle peer that believes there is none would never ask.
+        self._told_empty = True
         self._load_deadline = math.inf
         self.stats: dict[str, int] = {
             "submitted": 0,
@@ -431,7 +435,7 @@ class WorkStealing:
         elif alive and not was_alive:
             peer.queued = 0
         if alive:
-            self._maybe_advertise(now, force=True, to=[member.id])
+            self._maybe_advertise(now, to=[member.id])
         self._pump(now)
 
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
@@ -592,6 +596,8 @@ class WorkStealing:
                     self._lease(task.id, entry, thief, now)
             self.stats["given"] += len(given)
         remaining = len(self._queue)
+        if remaining == 0:
+            self._told_empty = True
         self._send(
             thief,
             MessageType.TASKS,
@@ -730,27 +736,31 @@ class WorkStealing:
         self._results.clear()
         self._results_deadline = math.inf
 
-    def _maybe_advertise(
-        self, now: float, *, force: bool = False, to: list[NodeId] | None = None
-    ) -> None:
-        """Tell live peers how many tasks could be stolen here (rate-limited)."""
-        stealable = max(0, len(self._queue))
+    def _maybe_advertise(self, now: float, *, to: list[NodeId] | None = None) -> None:
+        """Tell live peers how many tasks could be stolen here (rate-limited).
+
+        New work after a peer was told there is none goes out at once (see
+        ``_told_empty``); other changes at most every ``load_interval``.
+        """
+        stealable = len(self._queue)
         if to is not None:
             for node_id in to:
                 self._send(node_id, MessageType.LOAD, {1: stealable}, reliable=False)
+            if stealable == 0:
+                self._told_empty = True
             return
-        if stealable == self._advertised and not force:
+        urgent = stealable > 0 and self._told_empty
+        if stealable == self._advertised and not urgent:
             self._load_deadline = math.inf
             return
         # Same expression as the deadline set below, so a timer at it always passes.
-        if now < self._last_load_sent + self.timing.load_interval and not (
-            self._advertised == 0 and stealable > 0
-        ):
+        if now < self._last_load_sent + self.timing.load_interval and not urgent:
             self._load_deadline = self._last_load_sent + self.timing.load_interval
             return
         self._load_deadline = math.inf
         self._last_load_sent = now
         self._advertised = stealable
+        self._told_empty = stealable == 0
         for node_id, peer in self._peers.items():
             if peer.alive:
                 self._send(node_id, MessageType.LOAD, {1: stealable}, reliable=False)

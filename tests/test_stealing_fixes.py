@@ -1,0 +1,101 @@
+"""Regression tests of work-stealing bugs found by the multi-process tests and benchmark.
+
+They drive two :class:`WorkStealing` cores directly (no membership, no sockets): an
+*origin* that submits and runs nothing, and a *thief* with one slot. Messages are
+delivered at once and in order; time moves only when a test says so.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+from meshedge.core.member import Member, MemberState
+from meshedge.core.stealing import StealingTiming, Task, WorkStealing
+from meshedge.identity import Identity
+
+
+class Pair:
+    """An origin (no slots) and a thief (``slots``) that know each other."""
+
+    def __init__(self, slots: int = 1, timing: StealingTiming | None = None) -> None:
+        timing = timing or StealingTiming(load_interval=0.04)
+        self.origin_id = Identity.generate().node_id
+        self.thief_id = Identity.generate().node_id
+        self.origin = WorkStealing(
+            self.origin_id, slots=0, tags={}, can_run={"job"}, rng=random.Random(1), timing=timing
+        )
+        self.thief = WorkStealing(
+            self.thief_id,
+            slots=slots,
+            tags={},
+            can_run={"job"},
+            rng=random.Random(2),
+            timing=timing,
+        )
+        self.cores = {self.origin_id: self.origin, self.thief_id: self.thief}
+        self.now = 0.0
+        self.running: list[Task] = []
+        self.finished: list[Any] = []
+        for core, other in ((self.origin, self.thief_id), (self.thief, self.origin_id)):
+            core.member_changed(Member(other, ("127.0.0.1", 1), MemberState.ALIVE, 1, 1, {}), 0)
+        self.deliver()
+
+    def submit(self) -> bytes:
+        task = Task(os.urandom(16), self.origin_id, "job", [], {})
+        self.origin.submit(task, self.now)
+        self.deliver()
+        return task.id
+
+    def deliver(self) -> None:
+        """Hand every message to its receiver, until none is left."""
+        moved = True
+        while moved:
+            moved = False
+            for sender_id, sender in self.cores.items():
+                for peer, msg_type, body, _ in sender.messages_to_send():
+                    self.cores[peer].receive(sender_id, msg_type, body, self.now)
+                    moved = True
+            self.running += self.thief.tasks_to_start()
+            while (event := self.origin.next_event()) is not None:
+                self.finished.append(event)
+
+    def finish_running(self) -> None:
+        """The thief's running tasks return."""
+        running, self.running = self.running, []
+        for task in running:
+            self.thief.task_done(task.id, (True, None), self.now)
+        self.deliver()
+
+    def advance(self, seconds: float) -> None:
+        """Move time on, running every timer due meanwhile."""
+        end = self.now + seconds
+        while (due := min(core.get_timer() for core in self.cores.values())) <= end:
+            self.now = max(self.now, due)
+            for core in self.cores.values():
+                if core.get_timer() <= self.now:
+                    core.handle_timer(self.now)
+            self.deliver()
+        self.now = end
+
+
+def ids(tasks: list[Task]) -> list[bytes]:
+    return [task.id for task in tasks]
+
+
+def test_work_submitted_soon_after_a_steal_emptied_the_queue_is_advertised_at_once() -> None:
+    # The steal answer told the thief "0 left"; the origin's last LOAD said 1. A task
+    # submitted before the next LOAD was due matched that stale LOAD count, was never
+    # advertised, and waited forever (every second task hung in the multi-process tests).
+    pair = Pair()
+    first = pair.submit()
+    assert ids(pair.running) == [first]
+    pair.finish_running()
+    pair.advance(0.003)  # the result batch goes home
+    assert [event.task_id for event in pair.finished] == [first]
+    second = pair.submit()  # within load_interval of the last LOAD
+    assert ids(pair.running) == [second]
+    pair.finish_running()
+    pair.advance(1.0)
+    assert [event.task_id for event in pair.finished] == [first, second]
