@@ -75,9 +75,7 @@ async def test_three_nodes_join_through_one_seed_and_see_three_alive(
         assert other is not None and other.address == nodes[1].address
         port = nodes[0].address[1]
     # Every node has left and closed its sockets: the port is free again.
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            probe.bind(("127.0.0.1", port))
+    bind_both(port)
 
 
 async def test_events_report_join_update_and_leave(
@@ -549,10 +547,24 @@ def test_config_accepts_a_zero_leave_timeout_and_is_frozen() -> None:
         config.mesh = "other"  # type: ignore[misc]
 
 
+def bind_both(port: int) -> int:
+    """Bind UDP and TCP (as a listener would: SO_REUSEADDR) to ``port``, then free both."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", port))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+            return int(udp.getsockname()[1])
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free for both UDP and TCP (an ephemeral one may be taken for one only)."""
+    for _ in range(32):
+        try:
+            return bind_both(0)
+        except OSError:
+            continue
+    raise AssertionError("no port free for both UDP and TCP")
 
 
 async def test_failed_start_releases_the_port() -> None:
@@ -562,9 +574,7 @@ async def test_failed_start_releases_the_port() -> None:
         async with open_node(config):
             pytest.fail("must not start")
     assert caught.value.__traceback__ is not None  # the frames (and sockets) still exist
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            probe.bind(("127.0.0.1", port))  # free: the node closed both sockets
+    bind_both(port)  # free: the node closed both sockets
 
 
 async def test_a_port_in_use_is_an_os_error() -> None:
@@ -593,7 +603,9 @@ async def test_port_zero_skips_a_port_taken_for_tcp(monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(UdpEndpoint, "bind", classmethod(bind_first_to_the_taken_port))
         async with open_node(make_config(unique_mesh())) as node:
             assert node.address[1] != port
-        assert asked == [0, 0]
+        # Asked for port 0 again after the collision (more than once, in the rare case
+        # that the next pick collides too).
+        assert len(asked) >= 2 and set(asked) == {0}
 
 
 async def test_exception_in_the_block_comes_out_unwrapped(
