@@ -136,6 +136,9 @@ class StealingTiming:
     #: Shortest time between two LOAD adverts of one node: often enough that thieves
     #: know who has work, rare enough not to flood (memberlist's gossip interval).
     load_interval: float = 0.2
+    #: While tasks wait here, the advert is repeated this often even if unchanged, so
+    #: a lost LOAD datagram cannot leave an eligible thief idle for good.
+    load_refresh: float = 1.0
     #: A holder that does not renew its lease for this long is presumed gone and its
     #: tasks run again elsewhere. Must exceed the longest expected network hiccup.
     lease_timeout: float = 10.0
@@ -750,14 +753,15 @@ class WorkStealing:
                 self._told_empty = True
             return
         urgent = stealable > 0 and self._told_empty
-        if stealable == self._advertised and not urgent:
-            self._load_deadline = math.inf
+        refresh_at = self._last_load_sent + self.timing.load_refresh
+        if stealable == self._advertised and not urgent and (stealable == 0 or now < refresh_at):
+            self._load_deadline = refresh_at if stealable else math.inf
             return
         # Same expression as the deadline set below, so a timer at it always passes.
         if now < self._last_load_sent + self.timing.load_interval and not urgent:
             self._load_deadline = self._last_load_sent + self.timing.load_interval
             return
-        self._load_deadline = math.inf
+        self._load_deadline = now + self.timing.load_refresh if stealable else math.inf
         self._last_load_sent = now
         self._advertised = stealable
         self._told_empty = stealable == 0
