@@ -180,6 +180,9 @@ class Node:
         self._queue_space = trio.Event()
         self._thread_limiter = trio.CapacityLimiter(max(1, config.task_slots))
         self._direct: deque[ForeignMessage] = deque()
+        # True only while a stream frame is fed to the core: direct messages come by stream.
+        self._reading_frame = False
+        self._unexpected = 0  # valid direct messages that came by datagram
         self._udp = udp
         self._nursery = nursery
         self._links = Links(max_connections=config.max_connections, connect_timeout=CONNECT_TIMEOUT)
@@ -238,6 +241,7 @@ class Node:
         for reason, count in self._drops.items():
             drops[reason] = drops.get(reason, 0) + count
         stats: dict[str, Any] = {**core, **self._stats}
+        stats["unexpected"] = core["unexpected"] + self._unexpected
         stats["drops"] = drops
         stats["udp_send_errors"] = dict(self._udp.send_errors)
         stats["connections_out"] = len(self._links)
@@ -365,7 +369,12 @@ class Node:
                 continue
             if isinstance(event, ForeignMessage):
                 if event.message.type == MessageType.MESSAGE:
-                    self._direct.append(event)
+                    if self._reading_frame:
+                        self._direct.append(event)
+                    else:
+                        # A direct message by datagram: not a path of the protocol, and
+                        # nothing would deliver (or bound) it until the next frame.
+                        self._unexpected += 1
                 continue
             if isinstance(event, BroadcastReceived):
                 fanout = self._topics.get(event.topic)
@@ -458,10 +467,17 @@ class Node:
         self._stats["frame_bytes_received"] += len(data)
         # The core verifies it (signature, mesh, trust, replay window) and hands direct
         # application messages back out; those wait for slow subscribers (backpressure).
-        self._core.receive_frame(data, source, trio.current_time())
-        self._flush()
-        while self._direct:
-            message = self._direct.popleft().message
+        self._reading_frame = True
+        try:
+            self._core.receive_frame(data, source, trio.current_time())
+            self._flush()
+        finally:
+            self._reading_frame = False
+        # Take this frame's message now: another connection's frame may run while this
+        # one waits for a slow subscriber.
+        direct, self._direct = self._direct, deque()
+        while direct:
+            message = direct.popleft().message
             topic, payload = message.payload[1], message.payload[2]
             self._stats["messages_received"] += 1
             fanout = self._topics.get(topic)
