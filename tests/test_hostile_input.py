@@ -297,6 +297,30 @@ async def test_messages_of_another_mesh_or_key_are_dropped(
         assert set(rose(before, mesh.drops())) == {"wrong_mesh"}
 
 
+async def test_a_direct_message_by_datagram_is_not_delivered(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Direct messages travel by stream only. Signed and fresh, one by datagram is still
+    # not a path of the protocol: counted as unexpected, never delivered, not kept.
+    async with attacked_mesh(monkeypatch) as mesh:
+        sender = mesh.nodes[1]._identity  # a member's own key: valid in every other way
+        body = {1: "direct", 2: "by datagram"}
+        units = [
+            sign_message(sender, body, mesh=mesh.target.config.mesh, type=MessageType.MESSAGE)
+            for _ in range(50)
+        ]
+        unexpected = mesh.target.statistics()["unexpected"]
+        before = mesh.drops()
+        await send_datagrams(mesh, [seal_datagram([unit]) for unit in units])
+        with trio.fail_after(5):
+            await wait_until(
+                lambda: mesh.target.statistics()["unexpected"] == unexpected + len(units)
+            )
+        assert rose(before, mesh.drops()) == {}
+        # A frame afterwards (check_still_serving sends two) must not bring them along.
+    assert [message.payload for message in mesh.inbox].count("by datagram") == 0
+
+
 # -- streams ---------------------------------------------------------------------------
 
 
