@@ -320,10 +320,18 @@ class Node:
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send(self, peer: NodeId, topic: str, payload: Any) -> None:
-        """Send ``payload`` to one member over the stream transport, reliably and in order.
+        """Send ``payload`` to one member over the stream transport, in order.
 
         Waits while the peer is slow (TCP backpressure). Cancellation while waiting
         may leave the message unsent, never half-sent to the application.
+
+        Delivery is TCP's: messages to one peer arrive in the order sent, and a link
+        the peer has closed is reopened before writing. There is no acknowledgement
+        from the peer's application, so a message written just before the peer
+        crashes, or closes the link (between the check and the write), is lost
+        without an error. A send cancelled part-way through a frame closes the link;
+        a message sent after it may then overtake earlier ones still unread on the
+        old link.
 
         Raises:
             UnknownPeerError: ``peer`` is not a member.
