@@ -590,6 +590,9 @@ class Node:
                 waiter = self._enqueue(name, spread, {}, requires)
                 waiter.notify = finished
                 waiters.append(waiter)
+                # Let the pump run between submissions: thieves are served and probes
+                # answered while a long iterable is being submitted.
+                await trio.lowlevel.checkpoint()
             if ordered:
                 for waiter in waiters:
                     await waiter.done.wait()
