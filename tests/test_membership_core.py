@@ -15,21 +15,27 @@ from typing import Any
 import cbor2
 import pytest
 
-from meshedge import DropReason, Identity, Keyring, LocalProtocolError, NodeId
-from meshedge.core.awareness import Awareness
-from meshedge.core.events import (
+from meshedge import (
+    Address,
+    DropReason,
+    Identity,
+    Keyring,
+    LocalProtocolError,
+    Member,
     MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberRecovered,
-    MembershipEvent,
+    MemberState,
     MemberSuspected,
     MemberUpdated,
+    NodeId,
+    Timing,
 )
-from meshedge.core.member import Address, Member, MemberState
+from meshedge.core.awareness import Awareness
+from meshedge.core.events import MembershipEvent
 from meshedge.core.membership import Membership
 from meshedge.core.suspicion import Suspicion
-from meshedge.core.timing import Timing
 from meshedge.core.transmit_queue import TransmitQueue
 from meshedge.sim import Simulation
 from meshedge.wire import (
@@ -485,6 +491,27 @@ def test_a_graceful_leave_is_left_not_dead_everywhere() -> None:
     assert not [e for _, e, _ in events if isinstance(e, MemberSuspected | MemberFailed)]
     for observer in (0, 1, 3, 4):
         assert [kind for kind, _ in about(events, observer, sim.node_ids[2])] == [MemberLeft]
+
+
+def test_dead_and_left_members_are_forgotten_after_dead_retention() -> None:
+    timing = LAN.with_(dead_retention=60.0)
+    sim = formed(5, seed=16, timing=timing)
+    sim.leave(3)
+    sim.run_until(everywhere(sim, 3, LEFT), 10)
+    sim.crash(3)
+    sim.crash(4)
+    sim.run_until(everywhere(sim, 4, DEAD), 60)
+    # Kept for dead_retention (and retried meanwhile), then forgotten at the next
+    # reconnect round, for good.
+    sim.run_for(timing.dead_retention - 10)
+    assert all(len(sim.view(i)) == 5 for i in range(3))
+    sim.run_for(10 + timing.reconnect_interval)
+    gone = {sim.node_ids[3], sim.node_ids[4]}
+    for i in range(3):
+        assert set(sim.view(i)) == set(sim.node_ids) - gone
+    sim.run_for(120)
+    assert all(set(sim.view(i)) == set(sim.node_ids) - gone for i in range(3))
+    assert sim.converged()
 
 
 # ---------------------------------------------------------------------- tags
