@@ -1,10 +1,11 @@
 """Convergence properties of the membership core under random faults.
 
 A hypothesis ``RuleBasedStateMachine`` drives a small simulated mesh (4 to 7 nodes,
-``Timing.lan()``, virtual time) through random crashes, restarts, pauses, partitions,
-loss, tag changes, broadcasts and time. Safety properties are checked after every
-step; liveness only after "heal and settle" (the ``teardown``), with a bound derived
-from the timing (see ``settle_bound`` and docs/simulation.md).
+``Timing.lan()`` keeping dead members for an hour, virtual time) through random
+crashes, restarts, pauses, partitions, loss, tag changes, broadcasts and time. Safety
+properties are checked after every step; liveness only after "heal and settle" (the
+``teardown``), with a bound derived from the timing (see ``settle_bound`` and
+docs/simulation.md).
 
 A failure prints the shrunk steps, the first of which carries the simulation seed, so
 ``Simulation(nodes, seed=...)`` plus the printed steps replay it exactly. Budgets come
