@@ -22,6 +22,8 @@ the API and the bound.
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -47,7 +49,11 @@ def settle_bound(sim: Simulation, pause_left: float) -> float:
     health = slowest * (slowest + 1) / 2 * timing.probe_interval
     detection = (NODES - 1) * timing.probe_interval * slowest
     detection += timing.suspicion_timeouts(NODES)[1]
-    merge = 20 * timing.reconnect_interval  # random reconnect tries to dead members
+    # Each reconnect round a node on each side of a healed partition tries one of at
+    # most NODES - 1 dead members, at least one of them live: both miss with probability
+    # at most ((NODES - 2) / (NODES - 1)) ** 2. Allow enough rounds to push that below 1e-6.
+    rounds = math.ceil(math.log(1e-6) / (2 * math.log((NODES - 2) / (NODES - 1))))
+    merge = rounds * timing.reconnect_interval
     return 1.1 * (pause_left + health + detection + merge + timing.push_pull_period(NODES))
 
 
