@@ -179,7 +179,8 @@ class _OriginEntry:
 class _Peer:
     tags: Mapping[str, str]
     alive: bool = True
-    queued: int = 0  # stealable tasks it last advertised
+    queued: int = 0  # tasks it last advertised as queued
+    surplus: int = 0  # of which it will never run itself (no slot, or not allowed)
     rtt: float = 0.001
     backoff_until: float = 0.0
     backoff: float = 0.0
@@ -453,10 +454,11 @@ class WorkStealing:
             return  # not a live member (yet): ignore, it will retry
         if msg_type == MessageType.LOAD:
             peer.queued = body[1]
+            peer.surplus = body.get(2, 0)
             if peer.queued > 0:
                 peer.backoff_until = 0.0
         elif msg_type == MessageType.STEAL:
-            self._on_steal(sender, peer, body[1], body[2], now)
+            self._on_steal(sender, peer, body[1], body[2], body.get(3, 0), now)
         elif msg_type == MessageType.TASKS:
             self._on_tasks(sender, peer, body, now)
         elif msg_type == MessageType.LEASE:
@@ -551,7 +553,9 @@ class WorkStealing:
         candidates = [
             (node_id, peer)
             for node_id, peer in self._peers.items()
-            if peer.alive and peer.queued > 0 and peer.backoff_until <= now
+            if peer.alive
+            and peer.backoff_until <= now
+            and (peer.surplus > 0 or peer.queued >= len(self._queue) + 2)
         ]
         if not candidates:
             return
@@ -565,14 +569,21 @@ class WorkStealing:
         self._send(
             victim,
             MessageType.STEAL,
-            {1: self._steal_seq, 2: max(1, min(want, self.timing.max_batch))},
+            {1: self._steal_seq, 2: max(1, min(want, self.timing.max_batch)), 3: len(self._queue)},
             reliable=True,
         )
 
-    def _on_steal(self, thief: NodeId, peer: _Peer, request: int, want: int, now: float) -> None:
-        # Up to half of the queue, oldest first, only tasks the thief may run, within one
-        # frame's budget. The scan stops as soon as enough are found.
+    def _on_steal(
+        self, thief: NodeId, peer: _Peer, request: int, want: int, thief_queued: int, now: float
+    ) -> None:
+        # Half the difference between the two queues (up to half of ours, when the thief
+        # has none), oldest first, only tasks the thief may run, within one frame's
+        # budget; the scan stops as soon as enough are found. Giving only half the
+        # difference means two nodes never hand the same tasks back and forth.
         count = min(want, self.timing.max_batch, math.ceil(len(self._queue) / 2))
+        # Tasks this node would run itself are shared only to even out the two queues;
+        # tasks it never runs (no slot, or not allowed here) always go.
+        balance = max(0, (len(self._queue) - thief_queued) // 2) if self.slots else count
         given: list[Task] = []
         positions: list[int] = []
         budget = self.timing.max_frame_payload
@@ -581,6 +592,10 @@ class WorkStealing:
                 break
             if task.requires and not requirements_met(task.requires, peer.tags):
                 continue
+            if self._runnable_here(task):
+                if balance <= 0:
+                    continue
+                balance -= 1
             budget -= _encoded_size(task.to_wire())
             if budget < 0 and given:
                 break
@@ -619,6 +634,7 @@ class WorkStealing:
             peer.rtt = 0.8 * peer.rtt + 0.2 * rtt
             self._steal_time = rtt if not self._steal_time else 0.8 * self._steal_time + 0.2 * rtt
         peer.queued = body[3]
+        peer.surplus = min(peer.surplus, peer.queued)
         tasks = [Task.from_wire(record) for record in body[2]]
         if not tasks:
             self.stats["steal_empty"] += 1
@@ -739,6 +755,12 @@ class WorkStealing:
         self._results.clear()
         self._results_deadline = math.inf
 
+    def _surplus(self) -> int:
+        """Queued tasks this node will never run itself: all of them without a slot."""
+        if not self.slots:
+            return len(self._queue)
+        return sum(1 for task in self._queue if not self._runnable_here(task))
+
     def _maybe_advertise(self, now: float, *, to: list[NodeId] | None = None) -> None:
         """Tell live peers how many tasks could be stolen here (rate-limited).
 
@@ -746,9 +768,10 @@ class WorkStealing:
         ``_told_empty``); other changes at most every ``load_interval``.
         """
         stealable = len(self._queue)
+        surplus = self._surplus()
         if to is not None:
             for node_id in to:
-                self._send(node_id, MessageType.LOAD, {1: stealable}, reliable=False)
+                self._send(node_id, MessageType.LOAD, {1: stealable, 2: surplus}, reliable=False)
             if stealable == 0:
                 self._told_empty = True
             return
@@ -767,4 +790,4 @@ class WorkStealing:
         self._told_empty = stealable == 0
         for node_id, peer in self._peers.items():
             if peer.alive:
-                self._send(node_id, MessageType.LOAD, {1: stealable}, reliable=False)
+                self._send(node_id, MessageType.LOAD, {1: stealable, 2: surplus}, reliable=False)

@@ -156,10 +156,10 @@ MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
             8: array_of(_BROADCAST_ID, MAX_SYNC_ITEMS),
         },
     ),
-    # {1: stealable tasks queued}
-    MessageType.LOAD: record({1: uint()}),
-    # {1: request id, 2: tasks wanted}
-    MessageType.STEAL: record({1: uint(), 2: uint(1 << 16)}),
+    # {1: tasks queued, 2: of which the node will never run itself}
+    MessageType.LOAD: record({1: uint()}, {2: uint()}),
+    # {1: request id, 2: tasks wanted, 3: tasks the thief has queued already}
+    MessageType.STEAL: record({1: uint(), 2: uint(1 << 16)}, {3: uint()}),
     # {1: request id, 2: [task records], 3: stealable tasks left}
     MessageType.TASKS: record({1: uint(), 2: array_of(TASK_RECORD, 1 << 16), 3: uint()}),
     # {1: [task ids]}
