@@ -555,6 +555,29 @@ def test_oversized_or_non_text_tags_are_refused_locally() -> None:
     assert sim.view(1)[sim.node_ids[0]].tags == {"a": "x" * 250, "b": "y" * 250}
 
 
+class HostText(str):
+    """A str subclass: the wire's schema accepts exact ``str`` only."""
+
+
+@pytest.mark.parametrize(
+    "address",
+    [("\udc80", 7946), ("n0", True), (HostText("n0"), 7946), ("", 7946), ("n0", 70000)],
+    ids=["lone-surrogate", "bool-port", "str-subclass", "empty-host", "port-range"],
+)
+def test_a_refused_address_changes_nothing(address: Address) -> None:
+    sim = formed(2, seed=17)
+    core = sim.node(0)
+    incarnation = core.incarnation
+    with pytest.raises(LocalProtocolError):
+        core.set_address(address, sim.now)
+    assert core.incarnation == incarnation
+    assert core.address == Simulation.address(0)
+    # It can still refute a suspicion (it signs its ALIVE statement).
+    sim.pause(0, 3.5)
+    sim.run_until(lambda: sim.node(0).incarnation > incarnation, 10)
+    sim.run_until(sim.converged, 10)
+
+
 def test_a_member_cannot_speak_for_another_member() -> None:
     wire = Wire(3)
     wire.run_for(5)

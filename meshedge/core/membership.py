@@ -31,8 +31,8 @@ from ..wire.keyring import Keyring
 from ..wire.limits import DEFAULT_LIMITS, WireLimits
 from ..wire.message import SignedMessage, check_mesh_name, sign_message, verify_unit
 from ..wire.message_types import (
+    ADDRESS,
     DIRECT_TYPES,
-    MAX_HOST_SIZE,
     MAX_TAGS_SIZE,
     MESSAGE_SCHEMAS,
     MessageType,
@@ -241,15 +241,17 @@ class _LiveSet:
 
 
 def _check_address(address: Address) -> Address:
-    if (
-        not isinstance(address, tuple)
-        or len(address) != 2
-        or not isinstance(address[0], str)
-        or not address[0]
-        or len(address[0].encode()) > MAX_HOST_SIZE
-        or not isinstance(address[1], int)
-        or not 0 <= address[1] <= 65535
-    ):
+    # Checked with the wire's own ADDRESS schema: a port of True or a host that is a str
+    # subclass or has no UTF-8 form used to pass here and fail only when the ALIVE
+    # statement was signed, after the node had taken the address and a new incarnation.
+    try:
+        valid = isinstance(address, tuple) and len(address) == 2 and bool(address[0])
+        if valid:
+            ADDRESS([address[0], address[1]])
+            address[0].encode()
+    except (SchemaViolation, UnicodeEncodeError):
+        valid = False
+    if not valid:
         raise LocalProtocolError(f"an address is (host, port), not {address!r}")
     return address
 
