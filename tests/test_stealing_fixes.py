@@ -19,6 +19,7 @@ from meshedge.core.stealing import StealingTiming, Task, WorkStealing
 from meshedge.identity import Identity
 from meshedge.runtime import NodeConfig, Timing, open_node
 from meshedge.runtime.tasks import TaskRegistry
+from meshedge.wire.message_types import MessageType
 
 
 class Pair:
@@ -130,3 +131,20 @@ async def test_map_lets_the_node_work_while_it_submits(
             results = [value async for value in node.map("echo", range(500))]
     assert results == list(range(500))
     assert seen and seen[0] < 10
+
+
+def test_a_thief_does_not_spin_on_a_victim_not_worth_robbing() -> None:
+    # After an empty answer the thief backs off that victim; if the victim then has too
+    # little to be worth a steal, its expired back-off must not stay the thief's next
+    # deadline (a timer already past: the runtime's pump woke again at once, forever).
+    thief_id, victim_id = Identity.generate().node_id, Identity.generate().node_id
+    thief = WorkStealing(thief_id, slots=1, tags={}, can_run={"job"}, rng=random.Random(3))
+    thief.member_changed(Member(victim_id, ("127.0.0.1", 1), MemberState.ALIVE, 1, 1, {}), 0)
+    thief.messages_to_send()
+    thief.receive(victim_id, MessageType.LOAD, {1: 5, 2: 0}, 0.0)  # worth a steal
+    steals = [body for _, kind, body, _ in thief.messages_to_send() if kind == MessageType.STEAL]
+    assert len(steals) == 1
+    thief.receive(victim_id, MessageType.TASKS, {1: steals[0][1], 2: [], 3: 1}, 0.001)
+    later = 1.0  # the back-off is over; one task left there is not worth a steal
+    thief.handle_timer(later)
+    assert thief.get_timer() > later

@@ -360,7 +360,7 @@ class WorkStealing:
             waiting = [
                 p.backoff_until
                 for p in self._peers.values()
-                if p.alive and p.queued > 0 and p.backoff_until > 0
+                if self._may_rob(p) and p.backoff_until > 0
             ]
             if waiting:
                 deadline = min(deadline, min(waiting))
@@ -549,13 +549,15 @@ class WorkStealing:
     def _wants_work(self) -> bool:
         return self._shortfall() > 0
 
+    def _may_rob(self, peer: _Peer) -> bool:
+        """Whether ``peer`` has work worth a steal (its back-off aside)."""
+        return peer.alive and (peer.surplus > 0 or peer.queued >= len(self._queue) + 2)
+
     def _try_steal(self, now: float) -> None:
         candidates = [
             (node_id, peer)
             for node_id, peer in self._peers.items()
-            if peer.alive
-            and peer.backoff_until <= now
-            and (peer.surplus > 0 or peer.queued >= len(self._queue) + 2)
+            if self._may_rob(peer) and peer.backoff_until <= now
         ]
         if not candidates:
             return
