@@ -222,6 +222,7 @@ class WorkStealing:
         self.timing = timing or StealingTiming()
         self._rng = rng
         self._queue: deque[Task] = deque()
+        self._runnable = 0  # tasks in the queue this node may run (kept up to date)
         self._running: dict[bytes, Task] = {}
         self._started: dict[bytes, float] = {}
         # Moving averages: how long a task runs here, how long a steal takes.
@@ -387,6 +388,7 @@ class WorkStealing:
             )
         self._origin[task.id] = _OriginEntry(task)
         self._queue.append(task)
+        self._runnable += self._runnable_here(task)
         self.stats["submitted"] += 1
         self._pump(now)
 
@@ -445,6 +447,7 @@ class WorkStealing:
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
         """This node's tags changed."""
         self.tags = dict(tags)
+        self._recount()
         self._pump(now)
 
     def receive(self, sender: NodeId, msg_type: int, body: Any, now: float) -> None:
@@ -500,13 +503,18 @@ class WorkStealing:
     def _runnable_here(self, task: Task) -> bool:
         return task.name in self.can_run and requirements_met(task.requires, self.tags)
 
+    def _recount(self) -> None:
+        """Count the queued tasks this node may run (after the queue or tags changed)."""
+        self._runnable = sum(1 for task in self._queue if self._runnable_here(task))
+
     def _pump(self, now: float) -> None:
         """Start what can start, steal if running low, advertise load, flush results."""
-        if len(self._running) < self.slots and self._queue:
+        if len(self._running) < self.slots and self._runnable:
             skipped: list[Task] = []  # tasks this node may not run keep their place
-            while self._queue and len(self._running) < self.slots:
+            while self._runnable and len(self._running) < self.slots:
                 task = self._queue.popleft()
                 if self._runnable_here(task):
+                    self._runnable -= 1
                     self._running[task.id] = task
                     self._started[task.id] = now
                     self._to_start.append(task)
@@ -519,32 +527,26 @@ class WorkStealing:
         if self._results and self._results_deadline <= now:
             self._flush_results()
 
-    def _runnable_queued(self, enough: int) -> int:
-        """Queued tasks this node could run, counted up to ``enough`` (then it stops)."""
-        count = 0
-        if enough <= 0:
+    def _tasks_in(self, seconds: float) -> int:
+        """Tasks the slots finish in ``seconds``, by the measured task time (0 unknown)."""
+        if self._task_time <= 0 or seconds <= 0:
             return 0
-        for task in self._queue:
-            if self._runnable_here(task):
-                count += 1
-                if count >= enough:
-                    break
-        return count
+        return min(math.ceil(self.slots * seconds / self._task_time), self.timing.max_batch)
+
+    def _low_water(self) -> int:
+        """Runnable tasks (running or queued) below which this node steals.
+
+        Every slot busy plus ``prefetch`` queued, plus what the slots finish during one
+        steal round trip, so that short tasks never leave a slot idle while the next
+        steal is in flight.
+        """
+        return self.slots + self.timing.prefetch + self._tasks_in(self._steal_time)
 
     def _shortfall(self) -> int:
-        """How many more runnable tasks this node wants (0 when it has enough).
-
-        Enough means every slot busy plus ``prefetch`` queued, plus what the slots
-        would finish during one steal round trip, so that short tasks never leave a
-        slot idle while the next steal is in flight.
-        """
-        in_flight = 0
-        if self._task_time > 0 and self._steal_time > 0:
-            in_flight = math.ceil(self.slots * self._steal_time / self._task_time)
-        target = (self.slots + self.timing.prefetch + min(in_flight, self.timing.max_batch)) - len(
-            self._running
-        )
-        return max(0, target - self._runnable_queued(target)) if self.slots else 0
+        """How many runnable tasks this node lacks below its low-water mark (0: enough)."""
+        if not self.slots:
+            return 0
+        return max(0, self._low_water() - len(self._running) - self._runnable)
 
     def _wants_work(self) -> bool:
         return self._shortfall() > 0
@@ -610,6 +612,7 @@ class WorkStealing:
             else:
                 given_ids = {task.id for task in given}
                 self._queue = deque(t for t in self._queue if t.id not in given_ids)
+            self._runnable -= sum(1 for task in given if self._runnable_here(task))
             for task in given:
                 entry = self._origin.get(task.id)
                 if entry is not None:  # our own task: we know where it went
@@ -656,6 +659,7 @@ class WorkStealing:
             elif task.origin != victim:
                 leases.setdefault(task.origin, []).append(task.id)
             self._queue.append(task)
+            self._runnable += self._runnable_here(task)
         for origin, ids in leases.items():
             self._send_ids(origin, MessageType.LEASE, ids)
         if self._next_lease_renewal == math.inf and any(t.origin != self.id for t in tasks):
@@ -686,6 +690,7 @@ class WorkStealing:
             self._to_cancel.append(task_id)
         elif any(task.id == task_id for task in self._queue):
             self._queue = deque(task for task in self._queue if task.id != task_id)
+            self._recount()
 
     def _lease(self, task_id: bytes, entry: _OriginEntry, holder: NodeId, now: float) -> None:
         entry.holder = holder
@@ -709,6 +714,7 @@ class WorkStealing:
         entry.requeued = True
         self.stats["requeued"] += 1
         self._queue.appendleft(entry.task)  # oldest work first
+        self._runnable += self._runnable_here(entry.task)
 
     def _peer_gone(self, node_id: NodeId, now: float) -> None:
         for task_id, entry in list(self._origin.items()):
@@ -719,6 +725,7 @@ class WorkStealing:
         if orphans:
             self.stats["dropped_orphans"] += len(orphans)
             self._queue = deque(t for t in self._queue if t.origin != node_id)
+            self._recount()
         for task_id, task in list(self._running.items()):
             if task.origin == node_id:
                 self.stats["dropped_orphans"] += 1
@@ -759,9 +766,7 @@ class WorkStealing:
 
     def _surplus(self) -> int:
         """Queued tasks this node will never run itself: all of them without a slot."""
-        if not self.slots:
-            return len(self._queue)
-        return sum(1 for task in self._queue if not self._runnable_here(task))
+        return len(self._queue) - self._runnable if self.slots else len(self._queue)
 
     def _maybe_advertise(self, now: float, *, to: list[NodeId] | None = None) -> None:
         """Tell live peers how many tasks could be stolen here (rate-limited).
