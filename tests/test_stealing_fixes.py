@@ -148,3 +148,19 @@ def test_a_thief_does_not_spin_on_a_victim_not_worth_robbing() -> None:
     later = 1.0  # the back-off is over; one task left there is not worth a steal
     thief.handle_timer(later)
     assert thief.get_timer() > later
+
+
+def test_short_tasks_are_stolen_in_batches() -> None:
+    # A thief used to ask only for what it had used up during the last round trip, so
+    # with short tasks it sent a STEAL (and got a signed TASKS) every few tasks; the
+    # messages cost more than the work. It now asks for steal_horizon's worth.
+    pair = Pair()
+    for _ in range(1000):
+        pair.submit()
+    for _ in range(20_000):
+        if len(pair.finished) == 1000:
+            break
+        pair.advance(0.0001)  # each task takes 0.1 ms
+        pair.finish_running()
+    assert len(pair.finished) == 1000
+    assert pair.thief.stats["steal_requests"] <= 30

@@ -152,6 +152,10 @@ class StealingTiming:
     #: Tasks a thief wants queued beyond its free slots, so it never runs dry while a
     #: steal is in flight.
     prefetch: int = 2
+    #: A steal asks for enough tasks to keep the slots busy this much longer (by the
+    #: measured task time): for short tasks, one steal then brings many, so that the
+    #: signed messages stay a small part of the work; for long ones it adds one or two.
+    steal_horizon: float = 0.02
     #: Tasks one node queues at most (submissions wait beyond it).
     max_queued: int = 100_000
     #: Tasks in one TASKS answer.
@@ -423,7 +427,12 @@ class WorkStealing:
             batch = self._results.setdefault(task.origin, [])
             batch.append([task_id, ok, value])
             if self._results_deadline == math.inf:
-                self._results_deadline = now + self.timing.result_delay
+                # Waiting pays only if more results are due meanwhile: the results of
+                # tasks longer than that go at once (one wake-up and frame less).
+                delay = self.timing.result_delay
+                if self.slots * delay < self._task_time:
+                    delay = 0.0
+                self._results_deadline = now + delay
         self._pump(now)
 
     def member_changed(self, member: Member, now: float) -> None:
@@ -551,6 +560,12 @@ class WorkStealing:
     def _wants_work(self) -> bool:
         return self._shortfall() > 0
 
+    def _steal_size(self) -> int:
+        """How many tasks to ask for: up to the low-water mark plus ``steal_horizon``."""
+        high = self._low_water() + self._tasks_in(self.timing.steal_horizon)
+        want = high - len(self._running) - self._runnable
+        return max(1, min(want, self.timing.max_batch))
+
     def _may_rob(self, peer: _Peer) -> bool:
         """Whether ``peer`` has work worth a steal (its back-off aside)."""
         return peer.alive and (peer.surplus > 0 or peer.queued >= len(self._queue) + 2)
@@ -566,7 +581,7 @@ class WorkStealing:
         # Weighted by advertised queue length and by closeness (measured round trip).
         weights = [peer.queued / max(peer.rtt, 1e-4) for _, peer in candidates]
         victim, _ = self._rng.choices(candidates, weights)[0]
-        want = self._shortfall()
+        want = self._steal_size()
         self._steal_seq += 1
         self._steal = (victim, self._steal_seq, now)
         self.stats["steal_requests"] += 1
