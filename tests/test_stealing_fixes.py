@@ -164,3 +164,27 @@ def test_short_tasks_are_stolen_in_batches() -> None:
         pair.finish_running()
     assert len(pair.finished) == 1000
     assert pair.thief.stats["steal_requests"] <= 30
+
+
+def test_results_share_frames_while_busy_and_go_at_once_when_idle() -> None:
+    pair = Pair()
+    sent: list[MessageType] = []
+    thief_messages = pair.thief.messages_to_send
+
+    def counting() -> list[Any]:
+        out = thief_messages()
+        sent.extend(kind for _, kind, _, _ in out)
+        return out
+
+    pair.thief.messages_to_send = counting  # type: ignore[method-assign]
+    for _ in range(1000):
+        pair.submit()
+    while len(pair.finished) < 1000:
+        pair.advance(0.001)  # 1 ms tasks
+        pair.finish_running()
+    # One signed RESULTS per 2 ms-wait used to carry 1-2 results; now about ten.
+    assert sent.count(MessageType.RESULTS) <= 150
+    # With nothing left to run, a result goes home without waiting.
+    pair.submit()
+    pair.finish_running()
+    assert len(pair.finished) == 1001

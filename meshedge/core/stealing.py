@@ -21,7 +21,8 @@ The model:
   renewed every ``lease_timeout / 3``. The origin queues the task again when the holder
   is declared dead or the lease runs out: execution is at-least-once; the origin keeps
   the first result and drops duplicates, so the caller sees exactly one.
-* Results go straight to the origin, batched for up to ``result_delay``.
+* Results go straight to the origin, batched for up to ``result_delay`` while more
+  tasks run here (at once when this node runs out of work, or for long tasks).
 * When an origin dies its tasks have nobody to report to: holders drop them.
 """
 
@@ -147,8 +148,10 @@ class StealingTiming:
     #: After an empty answer, leave that victim alone this long (unless it advertises
     #: new work), doubling up to 16 times this while answers stay empty.
     steal_backoff: float = 0.05
-    #: Results wait at most this long to share one frame with others.
-    result_delay: float = 0.002
+    #: Results of short tasks wait at most this long to share one signed frame, while
+    #: more tasks run here; when this node runs out of work they go at once, and so do
+    #: those of tasks longer than this (per slot), since no other would join them.
+    result_delay: float = 0.01
     #: Tasks a thief wants queued beyond its free slots, so it never runs dry while a
     #: steal is in flight.
     prefetch: int = 2
@@ -533,7 +536,9 @@ class WorkStealing:
         if self._steal is None and self._wants_work():
             self._try_steal(now)
         self._maybe_advertise(now)
-        if self._results and self._results_deadline <= now:
+        if self._results and (
+            self._results_deadline <= now or not (self._running or self._runnable)
+        ):
             self._flush_results()
 
     def _tasks_in(self, seconds: float) -> int:
