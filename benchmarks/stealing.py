@@ -480,7 +480,7 @@ async def run_once(
 
 
 def run_peers(
-    python: str, repeats: int, quick: bool
+    python: str, repeats: int, quick: bool, keep: str | None = None
 ) -> tuple[dict[tuple[str, str, int], Any], str]:
     """Run bench_baselines.py (from a temporary copy) and return its medians."""
     with tempfile.TemporaryDirectory(prefix="peers-") as directory:
@@ -504,6 +504,8 @@ def run_peers(
         say("peers: " + " ".join(command[1:]))
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         summary = json.loads((out / "summary.json").read_text())
+        if keep:
+            shutil.copytree(out, keep, dirs_exist_ok=True)
     table = {(s["workload"], s["backend"], int(s["workers"])): s for s in summary}
     return table, "measured now (same sitting)"
 
@@ -686,6 +688,7 @@ def main() -> None:
         help="worker counts (default 2,4)",
     )
     parser.add_argument("--peers-python", help="a Python with dask and ray: run the peers now")
+    parser.add_argument("--peers-out", help="keep the peers' result files here")
     parser.add_argument("--peers-repeats", type=int, default=1, help="runs per peer cell")
     parser.add_argument("--profile", action="store_true", help="cProfile the submitter in W3")
     parser.add_argument("--json", help="write every run here")
@@ -704,7 +707,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}; cores: {os.cpu_count()}")
     results = trio.run(run, args)
     if args.peers_python:
-        peers, label = run_peers(args.peers_python, args.peers_repeats, args.quick)
+        peers, label = run_peers(args.peers_python, args.peers_repeats, args.quick, args.peers_out)
     else:
         peers, label = stored_peers()
     print(f"load average at end: {os.getloadavg()}")
