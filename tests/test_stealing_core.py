@@ -38,7 +38,7 @@ class Mesh:
         self.cancelled: dict[int, list[bytes]] = {i: [] for i in range(len(slots))}
         self.finished: list[TaskFinished] = []
         for i, core in enumerate(self.cores):
-            for j, other in enumerate(self.ids):
+            for j in range(len(self.ids)):
                 if i != j:
                     core.member_changed(self.member(j), self.now)
         self.deliver()
@@ -167,6 +167,7 @@ def test_a_lease_that_runs_out_puts_the_task_back() -> None:
         mesh.cores[holder].messages_to_send()
     mesh.cores[0].handle_timer(mesh.now + TIMING.lease_timeout + 0.01)
     assert mesh.cores[0].statistics()["requeued"] == 1
+    assert mesh.cores[0].holder_of(task.id) == mesh.ids[0]
 
 
 def test_cancelling_reaches_the_holder() -> None:
