@@ -35,7 +35,6 @@ from ..identity import Identity, NodeId
 from ..wire.datagram import seal_frame
 from ..wire.message import sign_message
 from ..wire.message_types import MessageType
-from ..wire.replay import ReplayWindow
 from .config import NodeConfig, parse_address
 from .tasks import TaskError, TaskRegistry, check_arguments, execute
 from .transport import FrameTimeout, FrameTooLarge, Links, UdpEndpoint, frame, is_ip, read_frames
@@ -189,7 +188,6 @@ class Node:
         self._timer_scope: trio.CancelScope | None = None
         self._events = _Fanout(config.subscriber_buffer, backlog=True)
         self._topics: dict[str, _Fanout] = {}
-        self._replay = ReplayWindow()
         self._inbound = 0
         self._background_frames = 0
         self._seeds: list[Address] = []
