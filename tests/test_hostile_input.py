@@ -102,7 +102,7 @@ def spy_on(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep a copy of what nodes[1] sends to the target (to replay and forge from)."""
     sender, target = mesh.nodes[1], mesh.target
     udp, links = sender._udp, sender._links
-    send_datagram, send_frame = udp.sendto, links.send
+    send_datagram, send_frame, try_frame = udp.sendto, links.send, links.try_send
 
     def datagram_spy(data: bytes, address: Address) -> None:
         if address == target.address:
@@ -114,8 +114,15 @@ def spy_on(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
             mesh.frames.append(data)
         await send_frame(address, data)
 
+    def try_frame_spy(address: Address, data: bytes) -> bool:
+        sent = try_frame(address, data)
+        if sent and address == target.address:
+            mesh.frames.append(data)
+        return sent
+
     monkeypatch.setattr(udp, "sendto", datagram_spy)
     monkeypatch.setattr(links, "send", frame_spy)
+    monkeypatch.setattr(links, "try_send", try_frame_spy)
 
 
 async def send_direct(mesh: Mesh, sender: Node) -> None:

@@ -204,15 +204,21 @@ def _peer_closed(raw: stdlib_socket.socket) -> bool:
 
 
 class _Link:
-    __slots__ = ("address", "stream", "raw", "lock", "last_used")
+    __slots__ = ("address", "stream", "raw", "lock", "last_used", "tail", "tail_written", "senders")
 
     def __init__(self, address: Address) -> None:
         self.address = address
         self.stream: trio.SocketStream | None = None
-        # The same socket as ``stream``, for the synchronous liveness check.
+        # The same socket as ``stream``, for the synchronous liveness check and writes.
         self.raw: stdlib_socket.socket | None = None
         self.lock = trio.Lock()
         self.last_used = 0.0
+        # The unwritten end of a frame that ``try_send`` began, and the event set once
+        # its writer task is done: later frames wait for it, so none interleave.
+        self.tail = b""
+        self.tail_written = trio.Event()
+        # Tasks inside ``send``: while any waits, ``try_send`` must not overtake it.
+        self.senders = 0
 
 
 class Links:
@@ -222,16 +228,76 @@ class Links:
     order, and waits while the peer's TCP window is full (backpressure).
     """
 
-    def __init__(self, *, max_connections: int, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        connect_timeout: float,
+        nursery: trio.Nursery | None = None,
+    ) -> None:
         self._links: OrderedDict[Address, _Link] = OrderedDict()
         self._max = max_connections
         self._connect_timeout = connect_timeout
+        # Where the rest of a frame that ``try_send`` could only begin gets written.
+        self._nursery = nursery
         #: Connections opened, and connection failures.
         self.opened = 0
         self.failures = 0
 
     def __len__(self) -> int:
         return sum(1 for link in self._links.values() if link.stream is not None)
+
+    def try_send(self, address: Address, data: bytes) -> bool:
+        """Write one frame now, without waiting, if the link to ``address`` is open and idle.
+
+        Returns False, having written nothing, when the frame must go through
+        :meth:`send` instead: no open connection, another write under way, a closed
+        peer, or a full send buffer. Returns True once the frame is handed to the
+        kernel; if the buffer took only part of it, the rest is written by a task of
+        the nursery given at construction, before any later frame on this link.
+        """
+        link = self._links.get(address)
+        if (
+            self._nursery is None
+            or link is None
+            or link.raw is None
+            or link.tail
+            or link.senders
+            or link.lock.locked()
+            or _peer_closed(link.raw)
+        ):
+            return False
+        try:
+            sent = link.raw.send(data)
+        except OSError:  # BlockingIOError (buffer full) included: send() waits and retries
+            return False
+        if sent < len(data):
+            link.tail, link.tail_written = data[sent:], trio.Event()
+            self._nursery.start_soon(self._write_tail, link)
+        link.last_used = trio.current_time()
+        self._links.move_to_end(address)
+        return True
+
+    async def _write_tail(self, link: _Link) -> None:
+        """Write the end of a frame ``try_send`` began, in a task of its own.
+
+        A sender's cancellation cannot cut it short (only the node's shutdown can). If
+        the connection breaks now, that frame is lost with it, as is any frame the
+        kernel had accepted but not yet delivered when a connection breaks.
+        """
+        try:
+            async with link.lock:
+                if link.tail and link.stream is not None:
+                    await link.stream.send_all(link.tail)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.failures += 1
+            await self._drop(link)
+        except BaseException:
+            await self._drop(link)
+            raise
+        finally:
+            link.tail = b""
+            link.tail_written.set()
 
     async def send(self, address: Address, data: bytes) -> None:
         """Write one frame (with its prefix) to ``address``, connecting if needed.
@@ -246,6 +312,16 @@ class Links:
             link = self._links[address] = _Link(address)
             await self._evict()
         self._links.move_to_end(address)
+        link.senders += 1
+        try:
+            await self._send_on(link, data)
+        finally:
+            link.senders -= 1
+
+    async def _send_on(self, link: _Link, data: bytes) -> None:
+        address = link.address
+        while link.tail:  # the end of a frame try_send began goes first
+            await link.tail_written.wait()
         async with link.lock:
             for attempt in range(2):
                 if link.stream is not None and link.raw is not None and _peer_closed(link.raw):
@@ -295,7 +371,7 @@ class Links:
         return trio.SocketStream(sock), raw
 
     async def _drop(self, link: _Link) -> None:
-        stream, link.stream, link.raw = link.stream, None, None
+        stream, link.stream, link.raw, link.tail = link.stream, None, None, b""
         if stream is not None:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
@@ -303,7 +379,7 @@ class Links:
     async def _evict(self) -> None:
         while len(self._links) > self._max:
             for address, link in self._links.items():
-                if not link.lock.locked():
+                if not (link.lock.locked() or link.tail or link.senders):
                     del self._links[address]
                     await self._drop(link)
                     break
@@ -314,7 +390,8 @@ class Links:
         """Close connections unused for ``idle_timeout`` seconds."""
         now = trio.current_time()
         for address, link in list(self._links.items()):
-            if not link.lock.locked() and now - link.last_used > idle_timeout:
+            busy = link.lock.locked() or link.tail or link.senders
+            if not busy and now - link.last_used > idle_timeout:
                 del self._links[address]
                 await self._drop(link)
 
