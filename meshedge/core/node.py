@@ -54,6 +54,9 @@ class NodeCore:
         self._events: deque[NodeEvent] = deque()
         self._datagrams: list[tuple[bytes, Address]] = []
         self._frames: list[tuple[bytes, Address]] = []
+        # Work-stealing messages routed but not yet signed: signing waits until the
+        # runtime asks for output, so it can start the next task first.
+        self._unsigned: list[tuple[MessageType, Any, Address, bool]] = []
         self.stats: dict[str, int] = {"stealing_frames": 0, "stealing_bytes": 0, "unroutable": 0}
         if stealing is not None:
             for member in membership.members():
@@ -134,6 +137,7 @@ class NodeCore:
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         """Datagrams to send, with their destinations."""
         out = self.membership.datagrams_to_send()
+        self._sign_pending()
         if self._datagrams:
             out += self._datagrams
             self._datagrams = []
@@ -142,6 +146,7 @@ class NodeCore:
     def frames_to_send(self) -> list[tuple[bytes, Address]]:
         """Stream frames to send, with their destinations (in order per destination)."""
         out = self.membership.frames_to_send()
+        self._sign_pending()
         if self._frames:
             out += self._frames
             self._frames = []
@@ -175,6 +180,28 @@ class NodeCore:
             raise LocalProtocolError("this node was started without a task registry")
         return self.stealing
 
+    def _sign_pending(self) -> None:
+        """Sign and seal the work-stealing messages routed since the last call."""
+        membership = self.membership
+        pending, self._unsigned = self._unsigned, []
+        for msg_type, body, address, reliable in pending:
+            unit = sign_message(
+                membership.identity,
+                body,
+                mesh=membership.mesh,
+                type=msg_type,
+                limits=membership.limits,
+                signatures=membership.signatures,
+            )
+            if reliable:
+                data = seal_frame(unit, keyring=membership.keyring, limits=membership.limits)
+                self._frames.append((data, address))
+                self.stats["stealing_frames"] += 1
+            else:
+                data = seal_datagram([unit], keyring=membership.keyring, limits=membership.limits)
+                self._datagrams.append((data, address))
+            self.stats["stealing_bytes"] += len(data)
+
     def _route(self, now: float) -> None:
         membership, stealing = self.membership, self.stealing
         while (event := membership.next_event()) is not None:
@@ -194,21 +221,6 @@ class NodeCore:
             if member is None:
                 self.stats["unroutable"] += 1
                 continue
-            unit = sign_message(
-                membership.identity,
-                body,
-                mesh=membership.mesh,
-                type=msg_type,
-                limits=membership.limits,
-                signatures=membership.signatures,
-            )
-            if reliable:
-                data = seal_frame(unit, keyring=membership.keyring, limits=membership.limits)
-                self._frames.append((data, member.address))
-                self.stats["stealing_frames"] += 1
-            else:
-                data = seal_datagram([unit], keyring=membership.keyring, limits=membership.limits)
-                self._datagrams.append((data, member.address))
-            self.stats["stealing_bytes"] += len(data)
+            self._unsigned.append((msg_type, body, member.address, reliable))
         while (finished := stealing.next_event()) is not None:
             self._events.append(finished)

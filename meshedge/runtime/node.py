@@ -133,7 +133,10 @@ class _Fanout:
         """Deliver to every subscriber, waiting for slow ones (backpressure)."""
         for channel in list(self.channels):
             with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await channel.send(item)
+                try:
+                    channel.send_nowait(item)  # room: no need to give up the CPU
+                except trio.WouldBlock:
+                    await channel.send(item)
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
@@ -179,12 +182,17 @@ class Node:
         self._queue_space = trio.Event()
         self._thread_limiter = trio.CapacityLimiter(max(1, config.task_slots))
         self._direct: deque[ForeignMessage] = deque()
+        self._flush_scheduled = False
         # True only while a stream frame is fed to the core: direct messages come by stream.
         self._reading_frame = False
         self._unexpected = 0  # valid direct messages that came by datagram
         self._udp = udp
         self._nursery = nursery
-        self._links = Links(max_connections=config.max_connections, connect_timeout=CONNECT_TIMEOUT)
+        self._links = Links(
+            max_connections=config.max_connections,
+            connect_timeout=CONNECT_TIMEOUT,
+            nursery=nursery,
+        )
         self._timer_scope: trio.CancelScope | None = None
         self._events = _Fanout(config.subscriber_buffer, backlog=True)
         self._topics: dict[str, _Fanout] = {}
@@ -350,8 +358,13 @@ class Node:
             type=MessageType.MESSAGE,
             limits=self._config.limits,
         )
-        data = seal_frame(unit, keyring=self._config.keyring, limits=self._config.limits)
-        await self._links.send(member.address, frame(data))
+        data = frame(seal_frame(unit, keyring=self._config.keyring, limits=self._config.limits))
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._links.try_send(member.address, data):
+            # Written: yield once like any send, but a cancellation now cannot unsend it.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        else:
+            await self._links.send(member.address, data)
         self._stats["messages_sent"] += 1
 
     # ------------------------------------------------------------------ the pump
@@ -362,11 +375,14 @@ class Node:
         for data, address in core.datagrams_to_send():
             self._udp.sendto(data, address)
         for data, address in core.frames_to_send():
+            framed = frame(data)
+            if self._links.try_send(address, framed):
+                continue  # written at once: no task, no wait (the common case)
             if self._background_frames >= MAX_BACKGROUND_FRAMES:
                 self._stats["frames_dropped_busy"] += 1
                 continue
             self._background_frames += 1
-            self._nursery.start_soon(self._send_frame, frame(data), address)
+            self._nursery.start_soon(self._send_frame, framed, address)
         while (event := core.next_event()) is not None:
             if isinstance(event, TaskFinished):
                 waiter = self._waiters.get(event.task_id)
@@ -397,16 +413,40 @@ class Node:
             or self._membership.alive_count() == 0
         ):
             self._left.set()
+        self._start_tasks()
+        if self._core.stealing is not None and self._core.stealing.can_accept():
+            self._queue_space.set()
+
+    def _start_tasks(self, *, keep_one: bool = False) -> tuple[Task, trio.CancelScope] | None:
+        """Cancel and start the tasks the core says.
+
+        With ``keep_one``, one task to start is returned instead of spawned: the caller
+        runs it at once, in its own trio task.
+        """
+        core = self._core
         for task_id in core.tasks_to_cancel():
             scope = self._task_scopes.pop(task_id, None)
             if scope is not None:
                 scope.cancel()
+        kept = None
         for task in core.tasks_to_start():
             scope = trio.CancelScope()
             self._task_scopes[task.id] = scope
-            self._nursery.start_soon(self._run_task, task, scope)
-        if self._core.stealing is not None and self._core.stealing.can_accept():
-            self._queue_space.set()
+            if keep_one and kept is None:
+                kept = (task, scope)
+            else:
+                self._nursery.start_soon(self._run_task, task, scope)
+        return kept
+
+    def _flush_soon(self) -> None:
+        """Flush in a moment, from a task of its own (once, however often asked)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._nursery.start_soon(self._deferred_flush)
+
+    async def _deferred_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     async def _send_frame(self, data: bytes, address: Address) -> None:
         try:
@@ -495,17 +535,27 @@ class Node:
     # ------------------------------------------------------------------ tasks
 
     async def _run_task(self, task: Task, scope: trio.CancelScope) -> None:
+        """Run a task; then, while the core has another ready, run that one too.
+
+        The next task starts before this one's result is signed and sent (that happens
+        in a flush of its own a moment later), so a slot never waits for the signing.
+        """
         registry = self._registry
         assert registry is not None  # the core starts only registered names
-        outcome: tuple[bool, Any] | None = None
-        with scope:
-            outcome = await execute(
-                registry.get(task.name), task.args, task.kwargs, self._thread_limiter
-            )
-        self._task_scopes.pop(task.id, None)
-        if outcome is not None and not scope.cancelled_caught:
+        following: tuple[Task, trio.CancelScope] | None = (task, scope)
+        while following is not None:
+            task, scope = following
+            outcome: tuple[bool, Any] | None = None
+            with scope:
+                outcome = await execute(
+                    registry.get(task.name), task.args, task.kwargs, self._thread_limiter
+                )
+            self._task_scopes.pop(task.id, None)
+            if outcome is None or scope.cancelled_caught:
+                return
             self._core.task_done(task.id, outcome, trio.current_time())
-            self._flush()
+            following = self._start_tasks(keep_one=True)
+            self._flush_soon()
 
     def _enqueue(
         self, name: str, args: list[Any], kwargs: dict[str, Any], requires: Mapping[str, str] | None
