@@ -33,7 +33,7 @@ it, their stored figures (``results-2026-11-26/summary.md``) are shown, labelled
 Run from the repository root:
 
     .venv/bin/python benchmarks/stealing.py [--quick] [--repeats 3] [--only W1,W2,W3,kill]
-        [--peers-python /tmp/peers-venv/bin/python] [--profile] [--json out.json]
+        [--peers-python /tmp/peers-venv/bin/python] [--profile W3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import itertools
 import json
 import math
 import os
@@ -182,6 +183,31 @@ async def worker_main(mesh: str, seed: str) -> None:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def idle_gaps(results: dict[int, list[Any]], start: float, end: float) -> dict[str, float]:
+    """Where the workers' idle time went: between tasks, before the first, after the last.
+
+    Task records carry ``perf_counter`` times (CLOCK_MONOTONIC, the same in every process).
+    """
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for values in results.values():
+        spans.setdefault(int(values[0][1]), []).append((values[0][2], values[0][3]))
+    gaps: list[float] = []
+    head = tail = 0.0
+    for runs in spans.values():
+        runs.sort()
+        head += runs[0][0] - start
+        tail += end - max(stop for _, stop in runs)
+        gaps += [max(0.0, b[0] - a[1]) for a, b in itertools.pairwise(runs)]
+    workers = max(1, len(spans))
+    return {
+        "gap_p50_ms": percentile(gaps, 0.5) * 1e3 if gaps else 0.0,
+        "gap_p99_ms": percentile(gaps, 0.99) * 1e3 if gaps else 0.0,
+        "gaps_s": sum(gaps) / workers,
+        "head_s": head / workers,
+        "tail_s": tail / workers,
+    }
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -447,6 +473,7 @@ async def run_once(
             pids_used.add(int(values[0][1]))
             busy_time += values[0][3] - values[0][2]
         row["workers_used"] = len(pids_used)
+        row.update(idle_gaps(results, started, started + makespan))
         # Share of the workers' time spent inside tasks (sleep overshoot included): how
         # well the load was spread, apart from how long each task really took.
         row["utilization"] = busy_time / (workers * makespan)
@@ -558,6 +585,7 @@ def report(
     kill: dict[str, Any] | None,
     peers: dict[tuple[str, str, int], Any],
     peers_label: str,
+    floor: dict[str, float] | None = None,
 ) -> list[tuple[str, bool]]:
     verdicts: list[tuple[str, bool]] = []
     print()
@@ -592,6 +620,13 @@ def report(
                     f"{fmt(p.get('makespan_s'), '>10.3f')} {fmt(p.get('tasks_per_s'), '>8.0f')}"
                     f" {fmt(p.get('efficiency'), '>6.3f')}"
                 )
+    if floor is not None:
+        print(
+            f"\nW1 sleeps with no mesh, one after another ({floor['samples']} of them, fresh"
+            f" process): trio.sleep overshoots {floor['trio_overshoot_ms']:.2f} ms each"
+            f" (efficiency ceiling {floor['trio_ceiling']:.3f}); time.sleep in a thread"
+            f" {floor['thread_overshoot_ms']:.2f} ms (ceiling {floor['thread_ceiling']:.3f})"
+        )
     print("\n### Goals")
 
     def goal(label: str, value: str, ok: bool) -> None:
@@ -651,7 +686,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for repeat in range(args.repeats):
                 say(f"{name} on {workers} workers, run {repeat + 1}/{args.repeats} ...")
                 row = await run_once(
-                    workload, workers, profile=args.profile and name == "W3" and repeat == 0
+                    workload, workers, profile=args.profile == name and repeat == 0
                 )
                 if "profile" in row:
                     print(f"\ncProfile of the submitting node, {name}, {workers} workers:")
@@ -661,19 +696,70 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rows += runs
             cell = median_row(runs)
             cells[(name, workers)] = cell
+    floor = sleep_floor() if "W1" in only else None
     kill = None
     if "kill" in only:
         say("W1 on 4 workers, one SIGKILLed at half ...")
         kill = await run_once(make_workload("W1", args.quick, 0, args.w1_kind), 4, kill_at=0.5)
         say("  " + json.dumps({k: v for k, v in kill.items() if k != "trips"}))
         rows.append(kill)
-    return {"rows": rows, "cells": cells, "kill": kill}
+    return {"rows": rows, "cells": cells, "kill": kill, "floor": floor}
+
+
+FLOOR_SAMPLES = 300
+
+
+async def sleep_floor_main() -> None:
+    """Print how long W1's sleeps take with no mesh at all: trio.sleep and time.sleep.
+
+    One after another, in a fresh process like a worker's, the first FLOOR_SAMPLES W1
+    durations. The overshoot here is what the event loop and this machine add to every
+    sleep: a floor under W1's efficiency that no scheduler can remove.
+    """
+    durations = w1_durations(2000)[:FLOOR_SAMPLES]
+    result: dict[str, float] = {"work_s": sum(durations)}
+    started = time.perf_counter()
+    for seconds in durations:
+        await trio.sleep(seconds)
+    result["trio_sleep_s"] = time.perf_counter() - started
+
+    def blocking() -> float:
+        begun = time.perf_counter()
+        for seconds in durations:
+            time.sleep(seconds)
+        return time.perf_counter() - begun
+
+    result["time_sleep_s"] = await trio.to_thread.run_sync(blocking)
+    print(json.dumps(result), flush=True)
+
+
+def sleep_floor() -> dict[str, float]:
+    """Run :func:`sleep_floor_main` in a fresh process; its figures per sleep."""
+    output = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sleep-floor"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    raw = json.loads(output)
+    work = raw["work_s"]
+    return {
+        "samples": FLOOR_SAMPLES,
+        "trio_overshoot_ms": (raw["trio_sleep_s"] - work) / FLOOR_SAMPLES * 1e3,
+        "trio_ceiling": work / raw["trio_sleep_s"],
+        "thread_overshoot_ms": (raw["time_sleep_s"] - work) / FLOOR_SAMPLES * 1e3,
+        "thread_ceiling": work / raw["time_sleep_s"],
+    }
 
 
 def main() -> None:
     global QUIET
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         trio.run(worker_main, sys.argv[2], sys.argv[3])
+        return
+    if sys.argv[1:] == ["--sleep-floor"]:
+        trio.run(sleep_floor_main)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the tasks")
@@ -690,7 +776,9 @@ def main() -> None:
     parser.add_argument("--peers-python", help="a Python with dask and ray: run the peers now")
     parser.add_argument("--peers-out", help="keep the peers' result files here")
     parser.add_argument("--peers-repeats", type=int, default=1, help="runs per peer cell")
-    parser.add_argument("--profile", action="store_true", help="cProfile the submitter in W3")
+    parser.add_argument(
+        "--profile", metavar="WORKLOAD", help="cProfile the submitter in this workload's first run"
+    )
     parser.add_argument("--json", help="write every run here")
     parser.add_argument(
         "--w1-kind", choices=("async", "thread"), default="async", help="W1's sleep task"
@@ -711,7 +799,7 @@ def main() -> None:
     else:
         peers, label = stored_peers()
     print(f"load average at end: {os.getloadavg()}")
-    verdicts = report(results["cells"], results["kill"], peers, label)
+    verdicts = report(results["cells"], results["kill"], peers, label, results["floor"])
     if args.json:
         Path(args.json).write_text(
             json.dumps({**results, "cells": list(results["cells"].values())}, indent=1)
