@@ -208,6 +208,11 @@ class WorkStealing:
             is never started here, though it may be queued and stolen onwards).
         rng: the only source of randomness.
         timing: periods and bounds.
+        run_ahead: names of tasks the runtime can line up behind a busy slot (blocking
+            tasks on slot threads, say). While every running task is such a one, up to
+            ``slots`` more of them are started early: they count as running (no longer
+            stealable) and begin the moment a slot frees, without a trip through the
+            event loop. None: never.
     """
 
     def __init__(
@@ -219,6 +224,7 @@ class WorkStealing:
         can_run: Iterable[str],
         rng: random.Random,
         timing: StealingTiming | None = None,
+        run_ahead: Iterable[str] | None = None,
     ) -> None:
         if slots < 0:
             raise LocalProtocolError("slots must be >= 0")
@@ -226,12 +232,15 @@ class WorkStealing:
         self.slots = slots
         self.tags: Mapping[str, str] = dict(tags)
         self.can_run = frozenset(can_run)
+        self.run_ahead = frozenset(run_ahead or ())
         self.timing = timing or StealingTiming()
         self._rng = rng
         self._queue: deque[Task] = deque()
         self._runnable = 0  # tasks in the queue this node may run (kept up to date)
         self._running: dict[bytes, Task] = {}
         self._started: dict[bytes, float] = {}
+        self._last_done = -math.inf  # when a task last finished here
+        self._ahead: set[bytes] = set()  # running tasks that were started ahead
         # Moving averages: how long a task runs here, how long a steal takes.
         self._task_time = 0.0
         self._steal_time = 0.0
@@ -416,6 +425,11 @@ class WorkStealing:
         started = self._started.pop(task_id, now)
         if task is None:
             return  # cancelled meanwhile
+        if task_id in self._ahead:
+            # It began when a slot freed, not when it was started.
+            self._ahead.discard(task_id)
+            started = max(started, self._last_done)
+        self._last_done = now
         elapsed = now - started
         self._task_time = elapsed if not self._task_time else 0.9 * self._task_time + 0.1 * elapsed
         ok, value = outcome
@@ -526,13 +540,11 @@ class WorkStealing:
             while self._runnable and len(self._running) < self.slots:
                 task = self._queue.popleft()
                 if self._runnable_here(task):
-                    self._runnable -= 1
-                    self._running[task.id] = task
-                    self._started[task.id] = now
-                    self._to_start.append(task)
+                    self._start(task, now)
                 else:
                     skipped.append(task)
             self._queue.extendleft(reversed(skipped))
+        self._run_ahead(now)
         if self._steal is None and self._wants_work():
             self._try_steal(now)
         self._maybe_advertise(now)
@@ -540,6 +552,32 @@ class WorkStealing:
             self._results_deadline <= now or not (self._running or self._runnable)
         ):
             self._flush_results()
+
+    def _start(self, task: Task, now: float) -> None:
+        self._runnable -= 1
+        self._running[task.id] = task
+        self._started[task.id] = now
+        self._to_start.append(task)
+
+    def _run_ahead(self, now: float) -> None:
+        """Line up the oldest runnable task behind busy slots, if all of it runs ahead.
+
+        Only the queue's oldest task this node may run is considered (no reordering),
+        and only while every running task is a run-ahead one too.
+        """
+        if not self.run_ahead or not self._runnable:
+            return
+        running = self._running
+        while self._runnable and self.slots <= len(running) < 2 * self.slots:
+            if not all(task.name in self.run_ahead for task in running.values()):
+                return
+            position = next(i for i, t in enumerate(self._queue) if self._runnable_here(t))
+            task = self._queue[position]
+            if task.name not in self.run_ahead:
+                return
+            del self._queue[position]
+            self._start(task, now)
+            self._ahead.add(task.id)
 
     def _tasks_in(self, seconds: float) -> int:
         """Tasks the slots finish in ``seconds``, by the measured task time (0 unknown)."""
@@ -706,11 +744,17 @@ class WorkStealing:
 
     def _drop_local(self, task_id: bytes) -> None:
         if task_id in self._running:
-            del self._running[task_id]
-            self._to_cancel.append(task_id)
+            self._stop_running(task_id)
         elif any(task.id == task_id for task in self._queue):
             self._queue = deque(task for task in self._queue if task.id != task_id)
             self._recount()
+
+    def _stop_running(self, task_id: bytes) -> None:
+        """Forget a running task and have the runtime cancel it."""
+        del self._running[task_id]
+        self._started.pop(task_id, None)
+        self._ahead.discard(task_id)
+        self._to_cancel.append(task_id)
 
     def _lease(self, task_id: bytes, entry: _OriginEntry, holder: NodeId, now: float) -> None:
         entry.holder = holder
@@ -749,8 +793,7 @@ class WorkStealing:
         for task_id, task in list(self._running.items()):
             if task.origin == node_id:
                 self.stats["dropped_orphans"] += 1
-                del self._running[task_id]
-                self._to_cancel.append(task_id)
+                self._stop_running(task_id)
         self._results.pop(node_id, None)
         if self._steal is not None and self._steal[0] == node_id:
             self._steal = None

@@ -36,7 +36,7 @@ from ..wire.datagram import seal_frame
 from ..wire.message import sign_message
 from ..wire.message_types import MessageType
 from .config import NodeConfig, parse_address
-from .tasks import TaskError, TaskRegistry, check_arguments, execute
+from .tasks import SlotThreads, TaskError, TaskRegistry, check_arguments, execute
 from .transport import FrameTimeout, FrameTooLarge, Links, UdpEndpoint, frame, is_ip, read_frames
 
 __all__ = ["Message", "Node", "open_node"]
@@ -180,7 +180,7 @@ class Node:
         self._task_scopes: dict[bytes, trio.CancelScope] = {}
         self._waiters: dict[bytes, _Waiter] = {}
         self._queue_space = trio.Event()
-        self._thread_limiter = trio.CapacityLimiter(max(1, config.task_slots))
+        self._threads = SlotThreads(config.task_slots)
         self._direct: deque[ForeignMessage] = deque()
         self._flush_scheduled = False
         # True only while a stream frame is fed to the core: direct messages come by stream.
@@ -548,7 +548,7 @@ class Node:
             outcome: tuple[bool, Any] | None = None
             with scope:
                 outcome = await execute(
-                    registry.get(task.name), task.args, task.kwargs, self._thread_limiter
+                    registry.get(task.name), task.args, task.kwargs, self._threads
                 )
             self._task_scopes.pop(task.id, None)
             if outcome is None or scope.cancelled_caught:
@@ -816,6 +816,7 @@ async def open_node(
                 slots=config.task_slots,
                 tags=config.tags,
                 can_run=tasks.names(),
+                run_ahead=[name for name in tasks.names() if tasks.get(name).kind == "thread"],
                 rng=random.Random(),
                 timing=StealingTiming(load_interval=config.timing.gossip_interval),
             )
@@ -839,6 +840,7 @@ async def open_node(
                     await node._leave()
                     await node._links.aclose()
                 node._end_streams()
+                node._threads.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery wraps whatever was raised inside it (by the caller's block, or by

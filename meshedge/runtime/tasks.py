@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import queue
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
+import outcome
 import trio
 
 from ..errors import LocalProtocolError, MeshError
@@ -160,11 +163,78 @@ def check_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
         raise LocalProtocolError(f"task arguments must be plain CBOR data: {exc}") from None
 
 
+class _Job:
+    __slots__ = ("function", "token", "done", "result", "cancelled")
+
+    def __init__(self, function: Callable[[], Any], token: trio.lowlevel.TrioToken) -> None:
+        self.function = function
+        self.token = token
+        self.done = trio.Event()
+        self.result: outcome.Outcome[Any] | None = None
+        self.cancelled = False  # set by the waiting trio task; read by the thread
+
+    def deliver(self, result: outcome.Outcome[Any]) -> None:  # in the trio thread
+        self.result = result
+        self.done.set()
+
+
+class SlotThreads:
+    """One worker thread per task slot, taking blocking tasks from one queue in order.
+
+    A task queued while every thread is busy begins in the first thread to finish,
+    at once: no round trip through the event loop between two tasks (the work-stealing
+    core lines such tasks up; see ``run_ahead`` in :class:`~meshedge.core.stealing.WorkStealing`).
+    Threads start on first use and end at :meth:`close`.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._count = max(1, count)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    async def run(self, function: Callable[[], Any]) -> Any:
+        """Run ``function`` in a slot thread; return its result or raise its exception.
+
+        If the caller is cancelled, a task not begun yet never begins; a running one is
+        abandoned: it finishes in the background and its result is dropped.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if len(self._threads) < self._count:
+            thread = threading.Thread(target=self._work, name="meshedge-slot", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        job = _Job(function, trio.lowlevel.current_trio_token())
+        self._jobs.put(job)
+        try:
+            await job.done.wait()
+        except BaseException:
+            job.cancelled = True
+            raise
+        assert job.result is not None
+        return job.result.unwrap()
+
+    def close(self) -> None:
+        """Let every thread end once it finishes what it is running."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        self._threads.clear()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if job.cancelled:
+                continue
+            result = outcome.capture(job.function)
+            try:
+                job.token.run_sync_soon(job.deliver, result)
+            except trio.RunFinishedError:
+                return
+
+
 async def execute(
     registered: RegisteredTask,
     args: list[Any],
     kwargs: dict[str, Any],
-    limiter: trio.CapacityLimiter,
+    threads: SlotThreads,
 ) -> tuple[bool, Any]:
     """Run one task; returns ``(True, result)`` or ``(False, [type name, message])``.
 
@@ -176,11 +246,7 @@ async def execute(
         if registered.kind == "async":
             result = await function(*args, **kwargs)
         elif registered.kind == "thread":
-            result = await trio.to_thread.run_sync(
-                functools.partial(function, *args, **kwargs),
-                limiter=limiter,
-                abandon_on_cancel=True,
-            )
+            result = await threads.run(functools.partial(function, *args, **kwargs))
         else:
             import trio_parallel
 
