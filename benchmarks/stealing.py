@@ -409,6 +409,7 @@ async def run_once(
         stats_before = node.statistics()["tasks"]
         cpu_before = [cpu_seconds(p.pid) for p in procs]
         own_before = time.process_time()
+        box_before = busy_snapshot()
         profiler = cProfile.Profile() if profile else None
         results: dict[int, list[Any]] = {}
         victim: WorkerProcess | None = None
@@ -430,6 +431,8 @@ async def run_once(
             if profiler is not None:
                 profiler.disable()
         own_cpu = time.process_time() - own_before
+        box_after = busy_snapshot()
+        box_busy = 1.0 - (box_after[1] - box_before[1]) / max(1, box_after[0] - box_before[0])
         survivors = [p for p in procs if p is not victim]
         workers_cpu = sum(cpu_seconds(p.pid) for p in survivors) - sum(
             before for p, before in zip(procs, cpu_before, strict=True) if p is not victim
@@ -451,6 +454,9 @@ async def run_once(
         "quiet_wait_s": waited,
         "submitter_cpu_us_per_task": own_cpu / count * 1e6,
         "workers_cpu_us_per_task": workers_cpu / count * 1e6,
+        # Share of all CPUs busy during the run (any process): near 1, the run was
+        # limited by CPU, and overhead CPU (ours or anyone's) costs makespan directly.
+        "box_busy": box_busy,
     }
     trips = [t for w in worker_stats for t in w["round_trips"]]
     row["trips"] = trips
@@ -600,7 +606,7 @@ def report(
         print(
             f"{'system':<10} {'W':>2} {'runs':>4} {'makespan s':>10} {'tasks/s':>8} {'eff.':>6}"
             f" {'steal p50/p99 ms':>17} {'re-exec':>7} {'cpu us/task sub+wrk':>20}"
-            f" {'load1':>5} {'busy':>5} {'util.':>5} {'overshoot':>9}"
+            f" {'load1':>5} {'busy':>5} {'util.':>5} {'overshoot':>9} {'CPUs busy':>9}"
         )
         for key in keys:
             c = cells[key]
@@ -611,7 +617,7 @@ def report(
                 f" {c['tasks_per_s']:>8.0f} {fmt(c.get('efficiency'), '.3f'):>6} {steal:>17}"
                 f" {c['re_executions']:>7.0f} {cpu:>20} {c['load1']:>5.2f} {c['busy_before']:>5.2f}"
                 f" {fmt(c.get('utilization'), '.3f'):>5}"
-                f" {fmt(c.get('sleep_overshoot_ms'), '.2f'):>6} ms"
+                f" {fmt(c.get('sleep_overshoot_ms'), '.2f'):>6} ms {c['box_busy']:>9.2f}"
             )
             for backend in ("procpool", "dask", "dask-push", "ray"):
                 p = peers.get((workload, backend, key[1]))
