@@ -109,19 +109,15 @@ class NodeProcess:
         return self.process.pid
 
     async def read(self) -> None:
+        from meshedge.cli.run import json_records
+
         assert self.process.stdout is not None
-        buffer = b""
-        async for chunk in self.process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if record.get("event") == "started":
-                        self.node_id, self.address = record["id"], record["address"]
-                    self.records.append((trio.current_time(), record))
-                    self.changed.set()
-                    self.changed = trio.Event()
+        async for record in json_records(self.process.stdout):
+            if record.get("event") == "started":
+                self.node_id, self.address = record["id"], record["address"]
+            self.records.append((trio.current_time(), record))
+            self.changed.set()
+            self.changed = trio.Event()
 
     def view(self) -> dict[str, str]:
         """Node id -> last reported event, for the other members."""

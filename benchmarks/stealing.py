@@ -66,6 +66,7 @@ from typing import Any
 
 import trio
 
+from meshedge.cli.run import json_records
 from meshedge.core.stealing import ROUND_TRIP_SAMPLES
 from meshedge.runtime import MemberState, NodeConfig, Timing, format_address, open_node
 from meshedge.runtime.node import Node
@@ -274,18 +275,12 @@ class WorkerProcess:
 
     async def read(self) -> None:
         assert self.process.stdout is not None
-        buffer = b""
-        async for chunk in self.process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if record.get("event") == "started":
-                        self.node_id = record["id"]
-                    self.records.append(record)
-                    self.changed.set()
-                    self.changed = trio.Event()
+        async for record in json_records(self.process.stdout):
+            if record.get("event") == "started":
+                self.node_id = record["id"]
+            self.records.append(record)
+            self.changed.set()
+            self.changed = trio.Event()
 
     def last(self, event: str) -> dict[str, Any] | None:
         for record in reversed(self.records):

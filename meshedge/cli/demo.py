@@ -12,7 +12,6 @@ and efficiency against the ideal. Exits 0, or 1 if a phase did not complete in t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import signal
@@ -108,19 +107,13 @@ class _Demo:
             await proc.started.wait()
 
     async def read(self, proc: _Proc, process: trio.Process) -> None:
-        assert process.stdout is not None
-        buffer = b""
-        async for chunk in process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                self.on_line(proc, line)
+        from .run import json_records
 
-    def on_line(self, proc: _Proc, line: bytes) -> None:
-        try:
-            record: dict[str, Any] = json.loads(line)
-        except ValueError:
-            return
+        assert process.stdout is not None
+        async for record in json_records(process.stdout):
+            self.on_record(proc, record)
+
+    def on_record(self, proc: _Proc, record: dict[str, Any]) -> None:
         event = record.get("event")
         now = trio.current_time()
         if event == "started":

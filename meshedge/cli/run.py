@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 import trio
@@ -31,7 +32,7 @@ from ..runtime.node import Node, open_node
 from ..runtime.tasks import TaskRegistry
 from ..wire.keyring import Keyring
 
-__all__ = ["add_run_arguments", "event_record", "run_command"]
+__all__ = ["add_run_arguments", "event_record", "json_records", "run_command"]
 
 _EVENT_NAMES: dict[type[MemberEvent], str] = {
     MemberJoined: "joined",
@@ -42,6 +43,25 @@ _EVENT_NAMES: dict[type[MemberEvent], str] = {
     MemberRecovered: "recovered",
 }
 _TIMINGS = {"lan": Timing.lan, "wan": Timing.wan, "local": Timing.local}
+
+
+async def json_records(stream: trio.abc.ReceiveStream) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects a ``meshedge run --json`` process prints, as they arrive.
+
+    One object per line; lines that are not a JSON object are skipped. For programs
+    (the demo, benchmarks) that watch node processes through their standard output.
+    """
+    buffer = b""
+    async for chunk in stream:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

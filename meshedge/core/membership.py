@@ -366,7 +366,7 @@ class Membership:
         self._incarnation = 0
         self._address = _check_address(address)
         self._tags = _check_tags(tags)
-        unit = self._sign(MessageType.ALIVE, self._alive_body())
+        unit = self.sign(MessageType.ALIVE, self._alive_body())
         me = _Record(self.id, self._address, identity.epoch, 0, self._tags, unit, now)
         self._insert(me)
         # Spread the first probe, gossip and anti-entropy rounds of many nodes.
@@ -508,7 +508,7 @@ class Membership:
         """
         if not isinstance(topic, str):
             raise LocalProtocolError("a topic is a string")
-        unit = self._sign(MessageType.BROADCAST, {1: topic, 2: payload})
+        unit = self.sign(MessageType.BROADCAST, {1: topic, 2: payload})
         if len(unit) > self._room():
             raise LocalProtocolError(
                 f"broadcast of {len(unit)} bytes does not fit in one datagram "
@@ -527,7 +527,7 @@ class Membership:
             return
         self._left = True
         me = self._members[self.id]
-        unit = self._sign(MessageType.LEFT, {1: self._incarnation})
+        unit = self.sign(MessageType.LEFT, {1: self._incarnation})
         self._remember(unit)
         self._set_state(me, MemberState.LEFT, unit, now)
         self._updates.enqueue(self.id, unit)
@@ -615,7 +615,8 @@ class Membership:
 
     # ------------------------------------------------------------------ wire
 
-    def _sign(self, msg_type: MessageType, body: Any) -> bytes:
+    def sign(self, msg_type: MessageType, body: Any) -> bytes:
+        """A signed unit from this node (for cores composed with this one)."""
         return sign_message(
             self.identity,
             body,
@@ -683,7 +684,7 @@ class Membership:
     def _send_direct(
         self, msg_type: MessageType, body: Any, addr: Address, extra: list[bytes] | None = None
     ) -> None:
-        self._send_datagram(self._sign(msg_type, body), extra or [], addr)
+        self._send_datagram(self.sign(msg_type, body), extra or [], addr)
 
     # ------------------------------------------------------------------ probing
 
@@ -761,7 +762,7 @@ class Membership:
         suspicion = self._suspicions.get(target.id)
         if suspicion is not None and suspicion.confirm(self.id):
             # Our own failed probe independently confirms someone else's suspicion.
-            unit = self._sign(
+            unit = self.sign(
                 MessageType.SUSPECT, {1: bytes(target.id), 2: target.epoch, 3: target.incarnation}
             )
             self._remember(unit)
@@ -864,7 +865,7 @@ class Membership:
         if self._left:
             return
         self._incarnation = incarnation
-        unit = self._sign(MessageType.ALIVE, self._alive_body())
+        unit = self.sign(MessageType.ALIVE, self._alive_body())
         me = self._members[self.id]
         self._rekey(me, self.identity.epoch, incarnation)
         me.address = self._address
@@ -961,7 +962,7 @@ class Membership:
     def _suspect(self, record: _Record, accuser: NodeId, unit: bytes | None, now: float) -> None:
         """Start suspecting ``record`` (an ALIVE member) at its current key."""
         if unit is None:
-            unit = self._sign(
+            unit = self.sign(
                 MessageType.SUSPECT, {1: bytes(record.id), 2: record.epoch, 3: record.incarnation}
             )
             self._remember(unit)
@@ -1038,7 +1039,7 @@ class Membership:
         record = self._members.get(node_id)
         if record is None or record.state != MemberState.SUSPECT:
             return
-        unit = self._sign(
+        unit = self.sign(
             MessageType.DEAD, {1: bytes(node_id), 2: record.epoch, 3: record.incarnation}
         )
         self._remember(unit)
@@ -1100,7 +1101,7 @@ class Membership:
             body[6] = True
         if want_broadcasts:
             body[8] = want_broadcasts
-        unit = self._sign(MessageType.SYNC, body)
+        unit = self.sign(MessageType.SYNC, body)
         data = seal_frame(unit, keyring=self.keyring, limits=self.limits)
         self._frames.append((data, addr))
         self._stats["frames_sent"] += 1

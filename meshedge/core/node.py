@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 
 from ..identity import NodeId
 from ..wire.datagram import seal_datagram, seal_frame
-from ..wire.message import SignedMessage, sign_message
+from ..wire.message import SignedMessage
 from ..wire.message_types import MessageType
 from .events import ForeignMessage, MemberEvent, MembershipEvent
 from .member import Address
@@ -185,14 +185,7 @@ class NodeCore:
         membership = self.membership
         pending, self._unsigned = self._unsigned, []
         for msg_type, body, address, reliable in pending:
-            unit = sign_message(
-                membership.identity,
-                body,
-                mesh=membership.mesh,
-                type=msg_type,
-                limits=membership.limits,
-                signatures=membership.signatures,
-            )
+            unit = membership.sign(msg_type, body)
             if reliable:
                 data = seal_frame(unit, keyring=membership.keyring, limits=membership.limits)
                 self._frames.append((data, address))

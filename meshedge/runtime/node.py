@@ -157,6 +157,12 @@ class _Fanout:
             send.close()
 
 
+#: ``Node.map`` submits for at most this long, and at most this many tasks, before
+#: letting the rest of the node run.
+SUBMIT_SLICE: Final = 0.0005
+SUBMIT_BATCH: Final = 64
+
+
 class Node:
     """A running node; get one from :func:`open_node`.
 
@@ -182,7 +188,6 @@ class Node:
         self._queue_space = trio.Event()
         self._threads = SlotThreads(config.task_slots)
         self._direct: deque[ForeignMessage] = deque()
-        self._flush_scheduled = False
         # True only while a stream frame is fed to the core: direct messages come by stream.
         self._reading_frame = False
         self._unexpected = 0  # valid direct messages that came by datagram
@@ -438,15 +443,6 @@ class Node:
                 self._nursery.start_soon(self._run_task, task, scope)
         return kept
 
-    def _flush_soon(self) -> None:
-        """Flush in a moment, from a task of its own (once, however often asked)."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._nursery.start_soon(self._deferred_flush)
-
-    async def _deferred_flush(self) -> None:
-        self._flush_scheduled = False
-        self._flush()
 
     async def _send_frame(self, data: bytes, address: Address) -> None:
         try:
@@ -537,8 +533,9 @@ class Node:
     async def _run_task(self, task: Task, scope: trio.CancelScope) -> None:
         """Run a task; then, while the core has another ready, run that one too.
 
-        The next task starts before this one's result is signed and sent (that happens
-        in a flush of its own a moment later), so a slot never waits for the signing.
+        Chaining saves spawning a trio task per task; a checkpoint between two tasks
+        keeps the rest of the node (probes, frames, timers) running however long the
+        chain, even when the tasks themselves never yield.
         """
         registry = self._registry
         assert registry is not None  # the core starts only registered names
@@ -555,12 +552,23 @@ class Node:
                 return
             self._core.task_done(task.id, outcome, trio.current_time())
             following = self._start_tasks(keep_one=True)
-            self._flush_soon()
+            self._flush()
+            if following is not None:
+                await trio.lowlevel.cancel_shielded_checkpoint()
 
     def _enqueue(
-        self, name: str, args: list[Any], kwargs: dict[str, Any], requires: Mapping[str, str] | None
+        self,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        requires: Mapping[str, str] | None,
+        *,
+        flush: bool = True,
     ) -> _Waiter:
-        """Queue one task here (the caller made sure there is room)."""
+        """Queue one task here (the caller made sure there is room).
+
+        With ``flush=False`` the caller flushes (once for a batch of submissions).
+        """
         if self._registry is None:
             raise LocalProtocolError("open_node(..., tasks=registry) to submit tasks")
         registered = self._registry.get(name)
@@ -574,7 +582,8 @@ class Node:
         except BaseException:
             del self._waiters[task.id]
             raise
-        self._flush()
+        if flush:
+            self._flush()
         return waiter
 
     async def _wait_for_room(self) -> None:
@@ -631,16 +640,30 @@ class Node:
         waiters: list[_Waiter] = []
         finished: trio.MemorySendChannel[_Waiter]
         finished, completions = trio.open_memory_channel[_Waiter](math.inf)
+        stealing = self._core.stealing
         try:
+            # Submit in slices (SUBMIT_SLICE seconds or SUBMIT_BATCH tasks): one flush and
+            # one checkpoint per slice, so the queue fills in large steps (thieves then
+            # take large batches: few messages), while between slices thieves are served
+            # and probes answered.
+            slice_end = trio.current_time() + SUBMIT_SLICE
+            in_slice = 0
             for argument in arguments:
-                await self._wait_for_room()
+                if stealing is not None and not stealing.can_accept():
+                    self._flush()
+                    await self._wait_for_room()
                 spread = list(argument) if isinstance(argument, tuple) else [argument]
-                waiter = self._enqueue(name, spread, {}, requires)
+                waiter = self._enqueue(name, spread, {}, requires, flush=False)
                 waiter.notify = finished
                 waiters.append(waiter)
-                # Let the pump run between submissions: thieves are served and probes
-                # answered while a long iterable is being submitted.
-                await trio.lowlevel.checkpoint()
+                in_slice += 1
+                if in_slice >= SUBMIT_BATCH or trio.current_time() >= slice_end:
+                    self._flush()
+                    await trio.lowlevel.checkpoint()
+                    slice_end = trio.current_time() + SUBMIT_SLICE
+                    in_slice = 0
+            self._flush()
+            await trio.lowlevel.checkpoint()
             if ordered:
                 for waiter in waiters:
                     await waiter.done.wait()
