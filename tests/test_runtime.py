@@ -438,6 +438,11 @@ async def test_statistics_count_messages_traffic_and_connections(
         assert got["no_subscriber"] - before_received["no_subscriber"] == 3
         assert got["frames_received"] - before_received["frames_received"] >= 28
         assert got["frame_bytes_received"] > before_received["frame_bytes_received"]
+        # Direct messages are frames too: the sender counts what it wrote.
+        frames_out = sent["frames_sent"] - before_sent["frames_sent"]
+        bytes_out = sent["frame_bytes_sent"] - before_sent["frame_bytes_sent"]
+        assert frames_out >= 28
+        assert bytes_out >= 28 * 150  # each a signed COSE message of > 150 bytes
         assert sent["connections_out"] >= 1 and got["connections_in"] >= 1
         for stats in (sent, got, bystander.statistics()):
             assert stats["members"] == 3

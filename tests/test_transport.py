@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
 import trio
 import trio.testing
 
-from meshedge.runtime.transport import FRAME_HEADER_SIZE, Links, frame, read_frames
+from meshedge.runtime.transport import FRAME_HEADER_SIZE, Links, frame, read_frames, tcp_listener
 
 
 async def _collector(
@@ -67,3 +69,25 @@ async def test_try_send_writes_at_once_and_finishes_partial_frames_first() -> No
     assert frames[: len(expected)] == expected
     assert frames[-1] == b"last"
     assert set(frames[len(expected) : -1]) <= {b"cancelled"}
+
+
+async def test_a_listener_on_the_ipv6_wildcard_takes_ipv4_connections_too() -> None:
+    # Only loopback connections are made; the wildcard bind itself sends nothing.
+    listener = await tcp_listener("::", 0)
+    port = int(listener.socket.getsockname()[1])
+    async with listener:
+        for host in ("127.0.0.1", "::1"):
+            client = await trio.open_tcp_stream(host, port)
+            async with client, await listener.accept() as server:
+                await client.send_all(b"ping")
+                assert await server.receive_some(4) == b"ping"
+
+
+async def test_a_listener_on_one_ipv6_address_stays_ipv6_only() -> None:
+    listener = await tcp_listener("::1", 0)
+    port = int(listener.socket.getsockname()[1])
+    async with listener:
+        assert listener.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        client = await trio.open_tcp_stream("::1", port)
+        async with client, await listener.accept():
+            pass

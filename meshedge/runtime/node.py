@@ -37,7 +37,17 @@ from ..wire.message import sign_message
 from ..wire.message_types import MessageType
 from .config import NodeConfig, parse_address
 from .tasks import SlotThreads, TaskError, TaskRegistry, check_arguments, execute
-from .transport import FrameTimeout, FrameTooLarge, Links, UdpEndpoint, frame, is_ip, read_frames
+from .transport import (
+    FRAME_HEADER_SIZE,
+    FrameTimeout,
+    FrameTooLarge,
+    Links,
+    UdpEndpoint,
+    frame,
+    is_ip,
+    read_frames,
+    tcp_listener,
+)
 
 __all__ = ["Message", "Node", "open_node"]
 
@@ -207,6 +217,12 @@ class Node:
         self._left: trio.Event | None = None  # set once the LEFT statement is out
         self._stopped = False  # the node has left: streams end, new ones end at once
         self._stats: dict[str, int] = {
+            # What this node handed to its sockets, of every kind (the core's own
+            # counters see only the membership protocol's part).
+            "packets_sent": 0,
+            "bytes_sent": 0,
+            "frames_sent": 0,
+            "frame_bytes_sent": 0,
             "frames_received": 0,
             "frame_bytes_received": 0,
             "messages_sent": 0,
@@ -367,9 +383,11 @@ class Node:
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._links.try_send(member.address, data):
             # Written: yield once like any send, but a cancellation now cannot unsend it.
+            self._count_frame(data)
             await trio.lowlevel.cancel_shielded_checkpoint()
         else:
             await self._links.send(member.address, data)
+            self._count_frame(data)
         self._stats["messages_sent"] += 1
 
     # ------------------------------------------------------------------ the pump
@@ -377,11 +395,15 @@ class Node:
     def _flush(self) -> None:
         """Send what the core produced, hand out its events, re-arm the timer."""
         core = self._core
+        stats = self._stats
         for data, address in core.datagrams_to_send():
-            self._udp.sendto(data, address)
+            if self._udp.sendto(data, address):
+                stats["packets_sent"] += 1
+                stats["bytes_sent"] += len(data)
         for data, address in core.frames_to_send():
             framed = frame(data)
             if self._links.try_send(address, framed):
+                self._count_frame(framed)
                 continue  # written at once: no task, no wait (the common case)
             if self._background_frames >= MAX_BACKGROUND_FRAMES:
                 self._stats["frames_dropped_busy"] += 1
@@ -411,8 +433,11 @@ class Node:
                     fanout.publish(Message(event.sender, event.topic, event.payload, True))
             else:
                 self._events.publish(event)
-        if self._timer_scope is not None:
-            self._timer_scope.deadline = core.get_timer()
+        scope = self._timer_scope
+        if scope is not None:
+            deadline = core.get_timer()
+            if deadline != scope.deadline:  # re-registering a deadline costs
+                scope.deadline = deadline
         if self._left is not None and (
             not self._membership.statistics()["queued_updates"]
             or self._membership.alive_count() == 0
@@ -444,9 +469,15 @@ class Node:
         return kept
 
 
+    def _count_frame(self, framed: bytes) -> None:
+        """Count a frame written (its bytes without the length prefix, as on receipt)."""
+        self._stats["frames_sent"] += 1
+        self._stats["frame_bytes_sent"] += len(framed) - FRAME_HEADER_SIZE
+
     async def _send_frame(self, data: bytes, address: Address) -> None:
         try:
             await self._links.send(address, data)
+            self._count_frame(data)
         except PeerUnavailableError:
             self._stats["frames_unsent"] += 1
         finally:
@@ -759,7 +790,7 @@ async def _bind(host: str, port: int) -> tuple[UdpEndpoint, list[trio.SocketList
         attempt += 1
         udp = UdpEndpoint.bind(host, port)
         try:
-            return udp, await trio.open_tcp_listeners(udp.port, host=host)
+            return udp, [await tcp_listener(host, udp.port)]
         except OSError as exc:
             udp.close()
             if port != 0 or exc.errno != errno.EADDRINUSE or attempt >= BIND_ATTEMPTS:

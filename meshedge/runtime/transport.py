@@ -102,26 +102,29 @@ class UdpEndpoint:
         """The bound port."""
         return int(self._sock.getsockname()[1])
 
-    def sendto(self, data: bytes, address: Address) -> None:
-        """Send one datagram now, or count why it could not be sent."""
+    def sendto(self, data: bytes, address: Address) -> bool:
+        """Send one datagram now; False (and the cause counted) if it could not be sent."""
         host, port = address
         if not is_ip(host):
             self.send_errors["not_an_ip"] += 1
-            return
+            return False
         if self.family == stdlib_socket.AF_INET6 and ":" not in host:
             host = "::ffff:" + host
         elif self.family == stdlib_socket.AF_INET and ":" in host:
             self.send_errors["unreachable"] += 1
-            return
+            return False
         try:
             self._raw.sendto(data, (host, port))
         except BlockingIOError:
             self.send_errors["buffer_full"] += 1
+            return False
         except OSError as exc:
             if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
                 self.send_errors["buffer_full"] += 1
             else:
                 self.send_errors["unreachable"] += 1
+            return False
+        return True
 
     async def receive(self) -> tuple[bytes, Address]:
         """The next datagram and its source address (a checkpoint)."""
@@ -135,6 +138,28 @@ class UdpEndpoint:
     def close(self) -> None:
         """Close the socket."""
         self._sock.close()
+
+
+async def tcp_listener(host: str, port: int) -> trio.SocketListener:
+    """A TCP listener on an IP literal; on ``::`` it takes IPv4 connections too.
+
+    (``trio.open_tcp_listeners`` makes IPv6 listeners IPv6-only, while the UDP socket on
+    ``::`` is dual-stack: peers reaching a node over IPv4 could probe it but not open
+    streams to it.)
+    """
+    family = stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
+    sock = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+        if family == stdlib_socket.AF_INET6:
+            dual = host == "::"
+            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, int(not dual))
+        await sock.bind((host, port))
+        sock.listen(stdlib_socket.SOMAXCONN)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 async def read_frames(
