@@ -198,6 +198,7 @@ class Node:
         self._queue_space = trio.Event()
         self._threads = SlotThreads(config.task_slots)
         self._direct: deque[ForeignMessage] = deque()
+        self._flush_scheduled = False  # a _deferred_flush is spawned and has not run
         # True only while a stream frame is fed to the core: direct messages come by stream.
         self._reading_frame = False
         self._unexpected = 0  # valid direct messages that came by datagram
@@ -564,9 +565,11 @@ class Node:
     async def _run_task(self, task: Task, scope: trio.CancelScope) -> None:
         """Run a task; then, while the core has another ready, run that one too.
 
-        Chaining saves spawning a trio task per task; a checkpoint between two tasks
-        keeps the rest of the node (probes, frames, timers) running however long the
-        chain, even when the tasks themselves never yield.
+        Chaining saves spawning a trio task per task, and the next task begins before
+        this one's result is signed and sent: that flush runs as soon as the next task
+        first yields. If it has not run by the end of the next task (tasks that never
+        yield), the chain flushes itself and yields, so probes, frames and timers keep
+        running however long the chain.
         """
         registry = self._registry
         assert registry is not None  # the core starts only registered names
@@ -583,9 +586,18 @@ class Node:
                 return
             self._core.task_done(task.id, outcome, trio.current_time())
             following = self._start_tasks(keep_one=True)
-            self._flush()
-            if following is not None:
+            if following is None:
+                self._flush()
+            elif self._flush_scheduled:
+                self._flush()
                 await trio.lowlevel.cancel_shielded_checkpoint()
+            else:
+                self._flush_scheduled = True
+                self._nursery.start_soon(self._deferred_flush)
+
+    async def _deferred_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     def _enqueue(
         self,
