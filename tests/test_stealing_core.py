@@ -12,6 +12,7 @@ from meshedge import LocalProtocolError
 from meshedge.core.member import Member, MemberState
 from meshedge.core.stealing import StealingTiming, Task, TaskFinished, WorkStealing
 from meshedge.identity import Identity, NodeId
+from meshedge.wire.message_types import MessageType
 
 TIMING = StealingTiming(load_interval=0.04, lease_timeout=3.0)
 
@@ -199,3 +200,38 @@ def test_limits_on_task_and_result_sizes() -> None:
     mesh.cores[0].task_done(task.id, (True, b"x" * (TIMING.max_result_bytes + 1)), 0.0)
     mesh.deliver()
     assert [(e.ok, e.value[0]) for e in mesh.finished] == [(False, "ResultTooLarge")]
+
+
+def test_a_victim_tells_the_origin_where_restolen_tasks_went() -> None:
+    # A (origin) -> B -> C. If C dies before its own LEASE reaches A, A still knows C
+    # holds those tasks (B said so) and re-queues them when C dies, not 10 s later.
+    ids = [Identity.generate().node_id for _ in range(3)]
+    a, b, c = (
+        WorkStealing(node_id, slots=0, tags={}, can_run={"job"}, rng=random.Random(i))
+        for i, node_id in enumerate(ids)
+    )
+    for core in (a, b, c):
+        for node_id in ids:
+            if node_id != core.id:
+                core.member_changed(Member(node_id, ("h", 1), MemberState.ALIVE, 1, 1, {}), 0)
+        core.messages_to_send()
+    tasks = [Task(os.urandom(16), ids[0], "job", [n], {}, {}) for n in range(4)]
+    for task in tasks:
+        a.submit(task, 0.0)
+    a.messages_to_send()
+    a.receive(ids[1], MessageType.STEAL, {1: 1, 2: 100, 3: 0}, 0.1)
+    (answer,) = [m for m in a.messages_to_send() if m[1] == MessageType.TASKS]
+    b.receive(ids[0], MessageType.TASKS, answer[2], 0.1)
+    b.messages_to_send()  # B's own LEASE: A already knows B holds them
+    assert b.queued() == 2 and a.queued() == 2
+    b.receive(ids[2], MessageType.STEAL, {1: 1, 2: 100, 3: 0}, 0.2)
+    out = b.messages_to_send()
+    forwarded = [m for m in out if m[1] == MessageType.LEASE]
+    assert [(peer, body.get(2)) for peer, _, body, _ in forwarded] == [(ids[0], ids[2])]
+    moved = forwarded[0][2][1]
+    assert len(moved) == 1  # half of B's two
+    a.receive(ids[1], MessageType.LEASE, forwarded[0][2], 0.2)  # C's own LEASE is lost
+    assert a.holder_of(moved[0]) == ids[2]
+    a.member_changed(Member(ids[2], ("h", 1), MemberState.DEAD, 1, 1, {}), 0.3)
+    assert a.holder_of(moved[0]) == ids[0]  # back in A's queue at once
+    assert a.statistics()["requeued"] == 1

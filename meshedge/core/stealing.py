@@ -491,10 +491,12 @@ class WorkStealing:
         elif msg_type == MessageType.TASKS:
             self._on_tasks(sender, peer, body, now)
         elif msg_type == MessageType.LEASE:
-            for task_id in body[1]:
-                entry = self._origin.get(task_id)
-                if entry is not None:
-                    self._lease(task_id, entry, sender, now)
+            holder = NodeId(body[2]) if 2 in body else sender
+            if holder != self.id:
+                for task_id in body[1]:
+                    entry = self._origin.get(task_id)
+                    if entry is not None:
+                        self._lease(task_id, entry, holder, now)
         elif msg_type == MessageType.RESULTS:
             for task_id, ok, value in body[1]:
                 self._finish(task_id, ok, value, sender)
@@ -671,10 +673,21 @@ class WorkStealing:
                 given_ids = {task.id for task in given}
                 self._queue = deque(t for t in self._queue if t.id not in given_ids)
             self._runnable -= sum(1 for task in given if self._runnable_here(task))
+            moved: dict[NodeId, list[bytes]] = {}
             for task in given:
                 entry = self._origin.get(task.id)
                 if entry is not None:  # our own task: we know where it went
                     self._lease(task.id, entry, thief, now)
+                elif task.origin != thief:
+                    moved.setdefault(task.origin, []).append(task.id)
+            # Tell each origin where its tasks went: should the thief die before its own
+            # LEASE gets there, the origin still re-queues them when it sees it die,
+            # instead of waiting for our lease on them to run out.
+            for origin, ids in moved.items():
+                for start in range(0, len(ids), _IDS_PER_MESSAGE):
+                    chunk = ids[start : start + _IDS_PER_MESSAGE]
+                    body = {1: chunk, 2: bytes(thief)}
+                    self._send(origin, MessageType.LEASE, body, reliable=True)
             self.stats["given"] += len(given)
         remaining = len(self._queue)
         if remaining == 0:

@@ -162,8 +162,9 @@ MESSAGE_SCHEMAS: Final[dict[int, Schema]] = {
     MessageType.STEAL: record({1: uint(), 2: uint(1 << 16)}, {3: uint()}),
     # {1: request id, 2: [task records], 3: stealable tasks left}
     MessageType.TASKS: record({1: uint(), 2: array_of(TASK_RECORD, 1 << 16), 3: uint()}),
-    # {1: [task ids]}
-    MessageType.LEASE: record({1: _TASK_IDS}),
+    # {1: [task ids], 2: their holder, when not the sender (a victim telling the origin
+    #  which thief took them)}
+    MessageType.LEASE: record({1: _TASK_IDS}, {2: _NODE_ID}),
     # {1: [[task id, ok, value or [type, message]]]}
     MessageType.RESULTS: record({1: array_of(tuple_of(_TASK_ID, boolean(), _ANY), 1 << 16)}),
     MessageType.CANCEL: record({1: _TASK_IDS}),
