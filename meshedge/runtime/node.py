@@ -586,7 +586,9 @@ class Node:
                 return
             self._core.task_done(task.id, outcome, trio.current_time())
             following = self._start_tasks(keep_one=True)
-            if following is None:
+            if following is None or registry.get(following[0].name).kind != "async":
+                # Nothing to start, or a task that starts by handing itself to a thread
+                # or process: no reason to hold the result (or a steal) back.
                 self._flush()
             elif self._flush_scheduled:
                 self._flush()
