@@ -469,7 +469,6 @@ class Node:
                 self._nursery.start_soon(self._run_task, task, scope)
         return kept
 
-
     def _count_frame(self, framed: bytes) -> None:
         """Count a frame written (its bytes without the length prefix, as on receipt)."""
         self._stats["frames_sent"] += 1
