@@ -235,3 +235,19 @@ def test_a_victim_tells_the_origin_where_restolen_tasks_went() -> None:
     a.member_changed(Member(ids[2], ("h", 1), MemberState.DEAD, 1, 1, {}), 0.3)
     assert a.holder_of(moved[0]) == ids[0]  # back in A's queue at once
     assert a.statistics()["requeued"] == 1
+
+
+def test_a_peer_back_from_the_dead_is_not_robbed_on_stale_adverts() -> None:
+    # It advertised tasks it never runs itself, died, and came back: what it had is
+    # unknown until it advertises again (a stale surplus made the victim choice crash).
+    thief_id, peer_id = Identity.generate().node_id, Identity.generate().node_id
+    thief = WorkStealing(thief_id, slots=1, tags={}, can_run={"job"}, rng=random.Random(5))
+    thief.member_changed(Member(peer_id, ("h", 1), MemberState.ALIVE, 1, 1, {}), 0.0)
+    thief.receive(peer_id, MessageType.LOAD, {1: 3, 2: 3}, 0.0)
+    assert [m[1] for m in thief.messages_to_send()].count(MessageType.STEAL) == 1
+    thief.member_changed(Member(peer_id, ("h", 1), MemberState.DEAD, 1, 1, {}), 1.0)
+    thief.member_changed(Member(peer_id, ("h", 1), MemberState.ALIVE, 1, 2, {}), 2.0)
+    thief.handle_timer(3.0)
+    assert MessageType.STEAL not in [m[1] for m in thief.messages_to_send()]
+    thief.receive(peer_id, MessageType.LOAD, {1: 2, 2: 2}, 3.0)  # it advertises again
+    assert MessageType.STEAL in [m[1] for m in thief.messages_to_send()]

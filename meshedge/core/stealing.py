@@ -465,7 +465,7 @@ class WorkStealing:
         if not alive and was_alive:
             self._peer_gone(member.id, now)
         elif alive and not was_alive:
-            peer.queued = 0
+            peer.queued = peer.surplus = 0  # unknown until it advertises again
         if alive:
             self._maybe_advertise(now, to=[member.id])
         self._pump(now)
@@ -624,7 +624,9 @@ class WorkStealing:
         if not candidates:
             return
         # Weighted by advertised queue length and by closeness (measured round trip).
-        weights = [peer.queued / max(peer.rtt, 1e-4) for _, peer in candidates]
+        weights = [
+            max(peer.queued, peer.surplus, 1) / max(peer.rtt, 1e-4) for _, peer in candidates
+        ]
         victim, _ = self._rng.choices(candidates, weights)[0]
         want = self._steal_size()
         self._steal_seq += 1
