@@ -118,9 +118,16 @@ async def test_slot_threads_raise_the_task_error_and_skip_cancelled_work() -> No
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(threads.run, blocker)
-        await trio.testing.wait_all_tasks_blocked()
-        with trio.move_on_after(0.05):
+        await trio.testing.wait_all_tasks_blocked()  # the blocker holds the one thread
+        with trio.CancelScope() as give_up:
+
+            async def cancel_once_queued() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                give_up.cancel()
+
+            nursery.start_soon(cancel_once_queued)
             await threads.run(never)  # queued behind the blocker, then given up
+        assert give_up.cancelled_caught
         release.set()
     with pytest.raises(ValueError, match="bad input"):
         await threads.run(fails)

@@ -53,7 +53,13 @@ async def test_try_send_writes_at_once_and_finishes_partial_frames_first() -> No
         assert 0 < written < len(big), "the buffers never filled"
         # A partial frame is pending (or the buffer was full): later frames wait behind it
         # and a cancelled sender does not cut it short.
-        with trio.move_on_after(0.2) as scope:
+        with trio.CancelScope() as scope:
+
+            async def cancel_once_blocked() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                scope.cancel()
+
+            nursery.start_soon(cancel_once_blocked)
             await links.send(address, frame(b"cancelled"))
         assert scope.cancelled_caught
         assert not links.try_send(address, frame(b"refused while a frame is unfinished"))
