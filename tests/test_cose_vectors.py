@@ -15,8 +15,9 @@ from wire_helpers import MESH, make_identity
 from meshedge import Keyring
 from meshedge.wire import cose, seal_frame, sign_message
 
-# CI clones the repository into a folder that holds a copy of shared/ beside it.
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "cose"
+# Copies of the COSE working group's public-domain examples (see vectors/cose/README.md),
+# kept with the tests so that any clone runs them.
+VECTORS = Path(__file__).resolve().parent / "vectors" / "cose"
 CONTENT = b"This is the content."
 
 
@@ -24,8 +25,7 @@ def load_vector(name: str) -> dict[str, Any]:
     path = VECTORS / name
     if not path.is_file():
         pytest.fail(
-            f"COSE test vector {path} is missing: the tests expect the shared/ folder "
-            f"(with vectors/cose/) beside the repository checkout",
+            f"COSE test vector {path} is missing from the repository",
             pytrace=False,
         )
     vector: dict[str, Any] = json.loads(path.read_text())
