@@ -18,53 +18,29 @@ import argparse
 import json
 import statistics
 import uuid
+from typing import Any
 
 import trio
+from harness import Ticker, stall_phases
 
 from meshedge import Identity
 from meshedge.runtime.discovery import PeerFound, open_mdns
 
-#: The tick interval; a gap is measured as the time between two ticks minus this.
-TICK = 0.001
-
-
-class Ticker:
-    def __init__(self) -> None:
-        self.longest = 0.0
-
-    def reset(self) -> float:
-        longest, self.longest = self.longest, 0.0
-        return longest
-
-    async def run(self) -> None:
-        last = trio.current_time()
-        while True:
-            await trio.sleep(TICK)
-            now = trio.current_time()
-            self.longest = max(self.longest, now - last - TICK)
-            last = now
-
 
 async def one_round(ticker: Ticker) -> dict[str, float]:
+    """Start discovery beside a second node's, until it finds that one; then stop."""
     mesh = f"stall-{uuid.uuid4().hex[:8]}"
     first, second = Identity.generate(), Identity.generate()
-    result: dict[str, float] = {}
+
+    async def found(discovery: Any) -> None:
+        with trio.fail_after(10):
+            async for event in discovery.events():
+                if isinstance(event, PeerFound):
+                    break
+
     async with open_mdns(second.node_id, mesh, 7002, interfaces=["127.0.0.1"]):
-        ticker.reset()
-        started = trio.current_time()
-        async with open_mdns(first.node_id, mesh, 7001, interfaces=["127.0.0.1"]) as discovery:
-            result["start_s"] = trio.current_time() - started
-            result["start_gap_ms"] = 1000 * ticker.reset()
-            with trio.fail_after(10):
-                async for event in discovery.events():
-                    if isinstance(event, PeerFound):
-                        break
-            result["found_s"] = trio.current_time() - started
-            result["running_gap_ms"] = 1000 * ticker.reset()
-            stopping = trio.current_time()
-        result["stop_s"] = trio.current_time() - stopping
-        result["stop_gap_ms"] = 1000 * ticker.reset()
-    return result
+        discovery = open_mdns(first.node_id, mesh, 7001, interfaces=["127.0.0.1"])
+        return await stall_phases(ticker, discovery, found, "found_s")
 
 
 async def main(rounds: int) -> None:

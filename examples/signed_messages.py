@@ -19,7 +19,7 @@ create ``.venv`` on first use; ``tests/test_examples.py`` runs it too).
 from __future__ import annotations
 
 from meshedge import DropReason, Identity, RemoteProtocolError, TrustPolicy
-from meshedge.wire import ReplayWindow, SignedMessage, sign_message, verify_message
+from meshedge.wire import ReplayWindow, SignedMessage, Signer, verify_message
 
 MESH = "greenhouse"
 
@@ -40,7 +40,9 @@ def main() -> int:
             return refusal.reason
 
     reading = {"sensor": "greenhouse-3", "celsius": 21.5, "humidity": 0.43, "door": "closed"}
-    data = sign_message(device, reading, mesh=MESH)
+    # A Signer numbers the device's messages 0, 1, 2, ...; receivers accept each
+    # number once (step 4).
+    data = Signer(device, mesh=MESH).sign(reading)
     print(f"\n1. the device signs a reading: {len(data)} bytes on the wire")
 
     outcomes: dict[str, SignedMessage | DropReason] = {}
@@ -60,12 +62,12 @@ def main() -> int:
     outcomes["replayed"] = gateway_receives(data)
     print(f"4. the same message again is refused: {outcomes['replayed']}")
 
-    other_mesh = sign_message(neighbour, {"sensor": "barn-1", "celsius": 9.0}, mesh="barn")
+    other_mesh = Signer(neighbour, mesh="barn").sign({"sensor": "barn-1", "celsius": 9.0})
     outcomes["other mesh"] = gateway_receives(other_mesh)
     print(f"5. a reading signed for the mesh 'barn' is refused: {outcomes['other mesh']}")
 
     stranger = Identity.generate()
-    unknown = sign_message(stranger, {"sensor": "greenhouse-3", "celsius": 99.0}, mesh=MESH)
+    unknown = Signer(stranger, mesh=MESH).sign({"sensor": "greenhouse-3", "celsius": 99.0})
     outcomes["stranger"] = gateway_receives(unknown)
     print(f"6. a reading from a device not on the allowlist is refused: {outcomes['stranger']}")
 

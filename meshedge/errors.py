@@ -41,6 +41,32 @@ class DropReason(enum.StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     #: A known message type whose body breaks that type's schema.
     SCHEMA = "schema"
+    #: A message of another protocol version (the envelope's field 6).
+    WRONG_VERSION = "wrong_version"
+    #: A PING whose target is another node (a stale address, or a probe not meant for
+    #: this node); it is not answered.
+    MISADDRESSED = "misaddressed"
+    #: A SUSPECT or DEAD naming an (epoch, incarnation) newer than the member itself
+    #: announced: it could never be refuted, so it is refused as a lie (or a race).
+    UNANNOUNCED_KEY = "unannounced_key"
+    #: The ALIVE of a new member while the member table holds ``max_members``.
+    MEMBERS_FULL = "members_full"
+    #: A unit of type APP (free-form application data) where the protocol carries only
+    #: its own message types: in a datagram, as a stream frame, or among SYNC statements.
+    APP_UNIT = "app_unit"
+    #: A SYNC in a datagram: anti-entropy travels over the stream transport only.
+    SYNC_BY_DATAGRAM = "sync_by_datagram"
+    #: A direct message (probe, SYNC, work stealing, ...) among a SYNC's statements,
+    #: which carry statements only.
+    NOT_A_STATEMENT = "not_a_statement"
+    #: A probe (PING, ACK, NACK, PING_REQ) in a stream frame: probes travel by datagram.
+    PROBE_BY_STREAM = "probe_by_stream"
+    #: A statement (ALIVE, SUSPECT, DEAD, LEFT, BROADCAST) alone in a stream frame:
+    #: statements travel by gossip or inside a SYNC.
+    STATEMENT_BY_STREAM = "statement_by_stream"
+    #: A direct application message (MESSAGE) in a datagram: direct messages travel by
+    #: stream only, where they are bounded and ordered.
+    MESSAGE_BY_DATAGRAM = "message_by_datagram"
 
 
 class MeshError(Exception):

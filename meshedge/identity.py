@@ -83,14 +83,15 @@ def _next_epoch() -> int:
 
 
 class Identity:
-    """A node's Ed25519 key pair, plus the boot epoch and sequence counter of its messages.
+    """A node's Ed25519 key pair, plus the boot epoch of its messages.
 
     The epoch is fixed when the object is made (wall-clock milliseconds by default), so a
-    node that restarts with the same key signs with a larger epoch than before; the
-    sequence number counts the messages signed within that epoch.
+    node that restarts with the same key signs with a larger epoch than before. The
+    sequence numbers within an epoch are counted by whoever signs
+    (:class:`meshedge.wire.message.Signer`), not by the key.
     """
 
-    __slots__ = ("_seed", "_signing_key", "node_id", "epoch", "_sequence")
+    __slots__ = ("_seed", "_signing_key", "node_id", "epoch")
 
     def __init__(self, seed: bytes, *, epoch: int | None = None) -> None:
         if not isinstance(seed, bytes) or len(seed) != SECRET_SIZE:
@@ -103,7 +104,6 @@ class Identity:
         self.node_id = NodeId(bytes(self._signing_key.verify_key))
         #: The boot epoch carried by every message this object signs.
         self.epoch: int = _next_epoch() if epoch is None else epoch
-        self._sequence = 0
 
     @classmethod
     def generate(cls, *, epoch: int | None = None) -> Identity:
@@ -155,12 +155,6 @@ class Identity:
     def sign(self, data: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``data``."""
         return self._signing_key.sign(data).signature
-
-    def next_sequence(self) -> int:
-        """The sequence number for the next message of this epoch (0, 1, 2, ...)."""
-        sequence = self._sequence
-        self._sequence = sequence + 1
-        return sequence
 
     def __repr__(self) -> str:
         return f"Identity({self.node_id.short}…, epoch={self.epoch})"

@@ -197,3 +197,48 @@ def test_every_export_of_meshedge_is_importable_with_star() -> None:
     scope: dict[str, object] = {}
     exec("from meshedge import *", scope)
     assert set(meshedge.__all__) <= set(scope)
+
+
+# --- Sizes ------------------------------------------------------------------------------
+
+#: A module holds one concept; past this it holds several (STYLE.md, issue 9).
+MAX_MODULE_LINES = 500
+#: A function does one thing that a reader takes in at once.
+MAX_FUNCTION_LINES = 60
+SIZE_CHECKED = (PACKAGE, PACKAGE.parent / "benchmarks")
+
+
+def python_files() -> list[Path]:
+    return sorted(path for folder in SIZE_CHECKED for path in folder.glob("**/*.py"))
+
+
+def long_functions(source: str) -> list[str]:
+    """Functions of ``source`` longer than the limit, from ``def`` to their last line."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                found.append(f"{node.name} (line {node.lineno}): {length} lines")
+    return found
+
+
+def _file_id(path: Path) -> str:
+    return str(path.relative_to(PACKAGE.parent))
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("**/*.py")), ids=_file_id)
+def test_no_module_is_over_the_size_limit(path: Path) -> None:
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{_file_id(path)}: {lines} lines"
+
+
+@pytest.mark.parametrize("path", python_files(), ids=_file_id)
+def test_no_function_is_over_the_size_limit(path: Path) -> None:
+    assert long_functions(path.read_text(encoding="utf-8")) == []
+
+
+def test_the_size_checker_measures_from_def_to_the_last_line() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    assert long_functions(f"def f():\n{body}\n") != []
+    assert long_functions(f"def f():\n{body[: body.rindex(chr(10))]}\n") == []

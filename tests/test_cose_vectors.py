@@ -10,10 +10,11 @@ import cbor2
 import pytest
 from pycose.keys import OKPKey
 from pycose.messages import Sign1Message
-from wire_helpers import MESH, make_identity
+from wire_helpers import MESH, make_identity, sign_message
 
 from meshedge import Keyring
-from meshedge.wire import cose, seal_frame, sign_message
+from meshedge.wire import cose, seal_frame
+from meshedge.wire.message import PROTOCOL_VERSION
 
 # Copies of the COSE working group's public-domain examples (see vectors/cose/README.md),
 # kept with the tests so that any clone runs them.
@@ -113,7 +114,14 @@ def test_meshedge_messages_verify_with_the_low_level_cose_code() -> None:
     identity = make_identity(1)
     data = sign_message(identity, [1, 2, 3], mesh=MESH)
     payload = cose.verify_sign1(data, bytes(identity.node_id))
-    assert cbor2.loads(payload) == {1: MESH, 2: identity.epoch, 3: 0, 4: 1, 5: [1, 2, 3]}
+    assert cbor2.loads(payload) == {
+        1: MESH,
+        2: identity.epoch,
+        3: 0,
+        4: 1,
+        5: [1, 2, 3],
+        6: PROTOCOL_VERSION,
+    }
 
 
 def test_keyring_output_is_a_standard_encrypt0() -> None:

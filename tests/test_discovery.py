@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from zeroconf import ServiceInfo, ServiceStateChange
 
 from meshedge import Identity, LocalProtocolError, NodeId
 from meshedge.runtime import discovery as discovery_module
+from meshedge.runtime import mdns_records, mdns_zeroconf
 from meshedge.runtime.discovery import (
     DISCOVERY_VERSION,
     SERVICE_TYPE,
@@ -36,11 +38,10 @@ from meshedge.runtime.discovery import (
     PeerFound,
     PeerLost,
     _BrowseChange,
-    _classify,
-    _Resolution,
-    _start_zeroconf,
     open_mdns,
 )
+from meshedge.runtime.mdns_records import Resolution, classify
+from meshedge.runtime.mdns_zeroconf import default_addresses, start_zeroconf
 
 LOOPBACK = ["127.0.0.1"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,15 +66,15 @@ def resolution(
     properties: Mapping[bytes, bytes | None],
     hosts: tuple[str, ...] = ("127.0.0.1",),
     port: int | None = 7000,
-) -> _Resolution:
-    return _Resolution(tuple(properties.items()), hosts, port)
+) -> Resolution:
+    return Resolution(tuple(properties.items()), hosts, port)
 
 
 def name_of(node_id: NodeId) -> str:
     return f"{node_id}.{SERVICE_TYPE}"
 
 
-# -- _classify: pure -------------------------------------------------------------------
+# -- classify: pure --------------------------------------------------------------------
 
 
 OWN = new_id()
@@ -81,7 +82,7 @@ OWN = new_id()
 
 def test_classify_accepts_a_peer_of_our_mesh() -> None:
     peer = new_id()
-    verdict = _classify(name_of(peer), resolution(txt(peer), ("127.0.0.2", "127.0.0.1")), OWN, "m")
+    verdict = classify(name_of(peer), resolution(txt(peer), ("127.0.0.2", "127.0.0.1")), OWN, "m")
     assert verdict == DiscoveredPeer(
         peer, "m", (("127.0.0.1", 7000), ("127.0.0.2", 7000)), DISCOVERY_VERSION
     )
@@ -115,7 +116,7 @@ def test_classify_ignores_with_a_reason(
         for key, value in properties.items()
     }
     name = name_of(OWN) if properties.get(b"id") == str(OWN).encode() else name_of(peer)
-    verdict = _classify(name, resolution(properties), OWN, "m")
+    verdict = classify(name, resolution(properties), OWN, "m")
     if expected is None:
         assert isinstance(verdict, DiscoveredPeer) and verdict.node_id == peer
     else:
@@ -124,16 +125,16 @@ def test_classify_ignores_with_a_reason(
 
 def test_classify_rejects_a_name_that_is_not_the_node_id() -> None:
     peer, other = new_id(), new_id()
-    assert _classify(name_of(other), resolution(txt(peer)), OWN, "m") is IgnoreReason.MALFORMED
+    assert classify(name_of(other), resolution(txt(peer)), OWN, "m") is IgnoreReason.MALFORMED
     assert isinstance(
-        _classify(name_of(peer).upper(), resolution(txt(peer)), OWN, "m"), DiscoveredPeer
+        classify(name_of(peer).upper(), resolution(txt(peer)), OWN, "m"), DiscoveredPeer
     )
 
 
 @pytest.mark.parametrize(("hosts", "port"), [((), 7000), (("127.0.0.1",), None), ((), 0)])
 def test_classify_needs_an_address_and_a_port(hosts: tuple[str, ...], port: int | None) -> None:
     peer = new_id()
-    verdict = _classify(name_of(peer), resolution(txt(peer), hosts, port), OWN, "m")
+    verdict = classify(name_of(peer), resolution(txt(peer), hosts, port), OWN, "m")
     assert verdict is IgnoreReason.MALFORMED
 
 
@@ -151,7 +152,7 @@ def test_classify_never_raises_on_anything_a_remote_can_send(
     hosts: list[str],
     port: int | None,
 ) -> None:
-    verdict = _classify(name, _Resolution(tuple(properties), tuple(hosts), port), OWN, "m")
+    verdict = classify(name, Resolution(tuple(properties), tuple(hosts), port), OWN, "m")
     assert isinstance(verdict, (DiscoveredPeer, IgnoreReason))
 
 
@@ -268,8 +269,8 @@ async def test_bad_arguments_are_local_errors(kwargs: dict[str, Any]) -> None:
 
 
 def test_default_addresses_are_the_interfaces_or_the_hosts_outside_ones() -> None:
-    assert discovery_module._default_addresses(["127.0.0.1"]) == ["127.0.0.1"]
-    everything = discovery_module._default_addresses(None)  # reads interfaces, sends nothing
+    assert default_addresses(["127.0.0.1"]) == ["127.0.0.1"]
+    everything = default_addresses(None)  # reads interfaces, sends nothing
     assert everything and all(ipaddress.ip_address(address).version == 4 for address in everything)
     if len(everything) > 1 or not ipaddress.ip_address(everything[0]).is_loopback:
         assert not any(ipaddress.ip_address(address).is_loopback for address in everything)
@@ -336,7 +337,7 @@ async def test_nodes_on_loopback_find_each_other_and_ignore_other_meshes() -> No
 @asynccontextmanager
 async def advertise_raw(infos: list[ServiceInfo]) -> AsyncIterator[None]:
     """Advertise hand-made services (bad TXT records) with plain zeroconf on loopback."""
-    zc, pin_failed = await trio.to_thread.run_sync(_start_zeroconf, LOOPBACK)
+    zc, pin_failed = await trio.to_thread.run_sync(start_zeroconf, LOOPBACK)
     assert not pin_failed
     try:
         async with trio.open_nursery() as nursery:
@@ -622,12 +623,20 @@ async def test_loopback_only_node_does_not_answer_on_its_lan(lan: tuple[str, str
                 await process.wait()
 
 
-def test_discovery_module_exports_its_public_names() -> None:
+@pytest.mark.parametrize(
+    "module", [discovery_module, mdns_records, mdns_zeroconf], ids=lambda m: m.__name__
+)
+def test_discovery_modules_export_their_public_names(module: ModuleType) -> None:
     public = {
         name
-        for name, value in vars(discovery_module).items()
-        if not name.startswith("_")
-        and getattr(value, "__module__", "") == discovery_module.__name__
+        for name, value in vars(module).items()
+        if not name.startswith("_") and getattr(value, "__module__", "") == module.__name__
     }
-    assert public <= set(discovery_module.__all__)
-    assert all(hasattr(discovery_module, name) for name in discovery_module.__all__)
+    assert public <= set(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_discovery_re_exports_the_record_and_its_events() -> None:
+    for name in ("SERVICE_TYPE", "DiscoveredPeer", "PeerFound", "PeerLost", "IgnoreReason"):
+        assert getattr(discovery_module, name) is getattr(mdns_records, name)
+    assert discovery_module.RESOLVE_TIMEOUT_MS == mdns_zeroconf.RESOLVE_TIMEOUT_MS

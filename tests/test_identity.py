@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshedge import Identity, KeyFileError, LocalProtocolError, NodeId
+from meshedge.wire import Signer, verify_message
 
 # RFC 8032 section 7.1, TEST 1: secret key (seed) and public key.
 RFC8032_SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
@@ -77,10 +78,17 @@ def test_explicit_epoch_must_be_uint64(epoch: int) -> None:
         Identity.from_seed(bytes(32), epoch=epoch)
 
 
-def test_explicit_epoch_is_kept_and_sequence_counts_from_zero() -> None:
+def test_explicit_epoch_is_kept_and_a_signer_counts_from_zero() -> None:
     identity = Identity.from_seed(bytes(32), epoch=2**64 - 1)
     assert identity.epoch == 2**64 - 1
-    assert [identity.next_sequence() for _ in range(3)] == [0, 1, 2]
+    signer = Signer(identity, mesh="m")
+    seqs = [verify_message(signer.sign(n), mesh="m").seq for n in range(3)]
+    assert seqs == [0, 1, 2]
+    assert signer.next_seq == 3
+    # A payload the signer refuses uses no number.
+    with pytest.raises(LocalProtocolError):
+        signer.sign(object())
+    assert verify_message(signer.sign("x"), mesh="m").seq == 3
 
 
 def test_epochs_strictly_increase_within_one_process() -> None:

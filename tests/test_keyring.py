@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wire_helpers import MESH, make_identity
+from wire_helpers import MESH, make_identity, sign_message
 
 from meshedge import (
     DropReason,
@@ -24,7 +24,6 @@ from meshedge.wire import (
     open_frame,
     seal_datagram,
     seal_frame,
-    sign_message,
 )
 
 OLD, NEW, OTHER = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32

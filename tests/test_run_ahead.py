@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import trio
 
-from meshedge.core.stealing import Task, WorkStealing
+from meshedge.core.stealing import Task, TaskOutcome, WorkStealing
 from meshedge.identity import Identity
 from meshedge.runtime import NodeConfig, Timing, open_node
-from meshedge.runtime.tasks import SlotThreads, TaskRegistry
+from meshedge.runtime.task_runner import SlotThreads
+from meshedge.runtime.tasks import TaskRegistry
 
 ME = Identity.generate().node_id
 
@@ -67,8 +68,8 @@ def test_a_lined_up_task_is_timed_from_when_its_slot_freed() -> None:
     for _ in range(3):
         stealing.submit(task("block"), 0.0)
     first, second = stealing.tasks_to_start()
-    stealing.task_done(first.id, (True, None), 1.0)
-    stealing.task_done(second.id, (True, None), 2.0)
+    stealing.task_done(first.id, TaskOutcome.returned(None), 1.0)
+    stealing.task_done(second.id, TaskOutcome.returned(None), 2.0)
     # Both took one second; the second was started at 0.0 but began at 1.0.
     assert stealing._task_time == pytest.approx(1.0)
 

@@ -48,10 +48,14 @@ from meshedge.core.events import (
     MemberUpdated,
 )
 from meshedge.core.member import MemberState
+from meshedge.core.stealing import StealingTiming
 from meshedge.core.timing import Timing
 from meshedge.errors import MeshError, PeerUnavailableError, UnknownPeerError
+from meshedge.runtime.addresses import is_ip
 from meshedge.runtime.config import NodeConfig
+from meshedge.runtime.exception_groups import unwrap_lone_exception
 from meshedge.runtime.node import Message, Node, open_node
+from meshedge.runtime.tasks import TaskRegistry
 from meshedge.runtime.transport import UdpEndpoint
 
 # -- forming a mesh --------------------------------------------------------------------
@@ -376,7 +380,7 @@ async def test_a_crashed_node_is_declared_dead_in_virtual_time(
                 await trio.lowlevel.checkpoint()
 
             # A crash: the sockets close and nothing is said (no LEFT statement).
-            monkeypatch.setattr(victim, "_leave", no_leave)
+            monkeypatch.setattr(victim._pump, "_leave", no_leave)
         crashed_at, wall_start = trio.current_time(), time.perf_counter()
         # Its listener is gone: a send fails at once (before it is even suspected).
         with pytest.raises(PeerUnavailableError, match="cannot connect"):
@@ -539,11 +543,39 @@ async def test_a_trust_allowlist_keeps_an_unlisted_node_out(
         ({"connection_idle_timeout": math.nan}, "connection_idle_timeout must be a positive"),
         ({"leave_timeout": -1}, "leave_timeout must be a non-negative number"),
         ({"leave_timeout": math.inf}, "leave_timeout must be a non-negative number"),
+        ({"mdns_interfaces": "127.0.0.1"}, "mdns_interfaces is a sequence of IP address"),
+        ({"mdns_interfaces": (2130706433,)}, "mdns_interfaces takes IP addresses, not 21"),
+        ({"timing": "local"}, r"NodeConfig.timing must be a Timing .*, not 'local'"),
+        ({"tags": "role=x"}, "NodeConfig.tags must be a mapping of str to str, not 'role=x'"),
+        ({"tags": {"zone": 1}}, "NodeConfig.tags must be a mapping of str to str"),
+        ({"tags": {1: "x"}}, "NodeConfig.tags must be a mapping of str to str"),
+        ({"keyring": "abc"}, "NodeConfig.keyring must be a Keyring or None, not 'abc'"),
+        ({"stealing": Timing.local()}, "NodeConfig.stealing must be a StealingTiming or None"),
     ],
 )
 def test_config_errors_are_local_protocol_errors(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(LocalProtocolError, match=message):
         NodeConfig(**{"bind": "127.0.0.1:0", **changes})
+
+
+def test_config_resolves_its_stealing_timing() -> None:
+    # By default LOAD adverts keep the pace of the configured gossip.
+    for timing in (Timing.local(), Timing.lan()):
+        derived = NodeConfig(bind="127.0.0.1:0", timing=timing).stealing_timing()
+        assert derived == StealingTiming(load_interval=timing.gossip_interval)
+    given = StealingTiming(load_interval=0.5, lease_timeout=3.0)
+    config = NodeConfig(bind="127.0.0.1:0", timing=Timing.local(), stealing=given)
+    assert config.stealing_timing() is given
+
+
+async def test_a_node_runs_its_work_stealing_with_the_configured_timing() -> None:
+    registry = TaskRegistry()
+    given = StealingTiming(load_interval=0.3, lease_timeout=4.0)
+    for stealing, expected in ((given, given), (None, make_config("m").stealing_timing())):
+        config = make_config(unique_mesh(), stealing=stealing)
+        async with open_node(config, tasks=registry) as node:
+            assert node._core.stealing is not None
+            assert node._core.stealing.timing == expected
 
 
 def test_config_accepts_a_zero_leave_timeout_and_is_frozen() -> None:
@@ -574,8 +606,11 @@ def free_port() -> int:
 
 async def test_failed_start_releases_the_port() -> None:
     port = free_port()
-    config = NodeConfig(mesh=unique_mesh(), bind=f"127.0.0.1:{port}", tags={"zone": 1})  # type: ignore[dict-item]
-    with pytest.raises(LocalProtocolError, match="tags map text to text") as caught:
+    # Text tags pass the configuration's checks; the core refuses their size, after the
+    # sockets are bound.
+    tags = {f"k{index}": "v" * 30 for index in range(20)}
+    config = NodeConfig(mesh=unique_mesh(), bind=f"127.0.0.1:{port}", tags=tags)
+    with pytest.raises(LocalProtocolError, match="tags take more than 512 bytes") as caught:
         async with open_node(config):
             pytest.fail("must not start")
     assert caught.value.__traceback__ is not None  # the frames (and sockets) still exist
@@ -619,3 +654,105 @@ async def test_exception_in_the_block_comes_out_unwrapped(
     with pytest.raises(KeyError, match="mine"):
         async with open_mesh(2):
             raise KeyError("mine")
+
+
+async def test_a_background_failure_and_the_block_s_own_come_out_together(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two exceptions at once are never reduced to one: the group comes out as it is.
+    async def broken_housekeeping() -> None:
+        await trio.sleep(1)
+        raise OSError("housekeeping broke")
+
+    with pytest.RaisesGroup(OSError, KeyError):
+        async with open_node(make_config(unique_mesh())) as node:
+            node._nursery.start_soon(broken_housekeeping)
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise KeyError("mine")
+
+
+async def test_a_lone_background_failure_comes_out_as_itself(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def broken() -> None:
+        raise OSError("broke")
+
+    with pytest.raises(OSError, match="broke") as caught:
+        async with open_node(make_config(unique_mesh())) as node:
+            node._nursery.start_soon(broken)
+            await trio.sleep_forever()
+    assert not isinstance(caught.value.__context__, BaseExceptionGroup)
+
+
+# -- the exception-group helper ----------------------------------------------------------
+
+
+def _lone_key_error() -> KeyError:
+    """A KeyError raised while handling a ValueError (so with that as its context)."""
+    try:
+        raise ValueError("first")
+    except ValueError:
+        try:
+            raise KeyError("lone") from None
+        except KeyError as exc:
+            return exc
+
+
+def test_a_group_of_one_comes_out_as_that_exception_with_its_context() -> None:
+    lone = _lone_key_error()
+    with pytest.raises(KeyError) as caught, unwrap_lone_exception():
+        raise ExceptionGroup("nursery", [lone])
+    assert caught.value is lone
+    assert isinstance(lone.__context__, ValueError) and lone.__suppress_context__
+    assert lone.__cause__ is None
+
+
+def test_a_group_of_several_comes_out_as_it_is() -> None:
+    group = ExceptionGroup("nursery", [KeyError("a"), OSError("b")])
+    with pytest.raises(ExceptionGroup) as caught, unwrap_lone_exception():
+        raise group
+    assert caught.value is group
+
+
+def test_only_the_outer_group_is_unwrapped() -> None:
+    own = ExceptionGroup("the caller's", [KeyError("a")])
+    with pytest.raises(ExceptionGroup) as caught, unwrap_lone_exception():
+        raise ExceptionGroup("nursery", [own])
+    assert caught.value is own
+
+
+def test_a_plain_exception_passes_unchanged() -> None:
+    error = KeyError("plain")
+    with pytest.raises(KeyError) as caught, unwrap_lone_exception():
+        raise error
+    assert caught.value is error and error.__context__ is None
+
+
+# -- addresses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("fe80::1%eth0", True),
+        ("localhost", False),
+        ("127.0.0.1%lo", False),
+        ("", False),
+    ],
+)
+def test_is_ip_knows_literals_and_never_resolves(host: str, expected: bool) -> None:
+    assert is_ip(host) is expected
+
+
+def test_address_text_round_trips_from_every_import_path() -> None:
+    from meshedge.runtime import format_address as runtime_format
+    from meshedge.runtime.config import format_address, parse_address
+
+    assert runtime_format is format_address
+    for address in (("127.0.0.1", 7946), ("::1", 0)):
+        assert parse_address(format_address(address)) == address
+    assert parse_address("fe80::1", default_port=5) == ("fe80::1", 5)

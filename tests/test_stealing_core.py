@@ -10,8 +10,9 @@ import pytest
 
 from meshedge import LocalProtocolError
 from meshedge.core.member import Member, MemberState
-from meshedge.core.stealing import StealingTiming, Task, TaskFinished, WorkStealing
+from meshedge.core.stealing import StealingTiming, Task, TaskFinished, TaskOutcome, WorkStealing
 from meshedge.identity import Identity, NodeId
+from meshedge.wire.bodies import Lease, Load, Steal, Tasks
 from meshedge.wire.message_types import MessageType
 
 TIMING = StealingTiming(load_interval=0.04, lease_timeout=3.0)
@@ -60,11 +61,11 @@ class Mesh:
                 self.cancelled[i] += core.tasks_to_cancel()
                 while (event := core.next_event()) is not None:
                     self.finished.append(event)
-                for peer, msg_type, body, _reliable in core.messages_to_send():
-                    j = self.index(peer)
+                for out in core.messages_to_send():
+                    j = self.index(out.peer)
                     if j == drop_to:
                         continue
-                    self.cores[j].receive(self.ids[i], msg_type, body, self.now)
+                    self.cores[j].receive(self.ids[i], out.body.TYPE, out.body, self.now)
                     moved = True
 
     def advance(self, seconds: float) -> None:
@@ -88,7 +89,7 @@ class Mesh:
         return task
 
     def finish(self, node: int, task: Task, value: object = "ok") -> None:
-        self.cores[node].task_done(task.id, (True, value), self.now)
+        self.cores[node].task_done(task.id, TaskOutcome.returned(value), self.now)
         self.deliver()
         self.advance(TIMING.result_delay * 2)
 
@@ -110,11 +111,10 @@ def test_a_victim_gives_at_most_half_of_its_queue_oldest_first() -> None:
     mesh = Mesh([0, 0])  # the thief has no slot: steal by hand
     tasks = [mesh.submit(0) for _ in range(10)]
     origin = mesh.cores[0]
-    origin.receive(mesh.ids[1], 31, {1: 1, 2: 100}, mesh.now)  # STEAL, want 100
-    answer = [m for m in origin.messages_to_send() if m[1] == 32]
+    origin.receive(mesh.ids[1], MessageType.STEAL, Steal(request=1, wanted=100), mesh.now)
+    answer = [m.body for m in origin.messages_to_send() if isinstance(m.body, Tasks)]
     assert len(answer) == 1
-    given = answer[0][2][2]
-    assert [record[1] for record in given] == [task.id for task in tasks[:5]]
+    assert [task.id for task in answer[0].tasks] == [task.id for task in tasks[:5]]
     assert origin.queued() == 5
 
 
@@ -151,7 +151,7 @@ def test_a_dead_holder_means_the_task_runs_again_and_one_result_counts() -> None
     assert mesh.cores[0].statistics()["requeued"] == 1
     # Both copies report; the caller sees one result.
     mesh.finish(other, task, "second")
-    mesh.cores[first].task_done(task.id, (True, "first"), mesh.now)
+    mesh.cores[first].task_done(task.id, TaskOutcome.returned("first"), mesh.now)
     mesh.deliver()
     mesh.advance(0.01)
     assert [e.value for e in mesh.finished] == ["second"]
@@ -193,11 +193,12 @@ def test_an_origin_that_dies_has_its_tasks_dropped_by_holders() -> None:
 
 def test_limits_on_task_and_result_sizes() -> None:
     mesh = Mesh([1])
-    big = Task(os.urandom(16), mesh.ids[0], "job", ["x" * (TIMING.max_task_bytes + 1)], {})
+    big = Task(os.urandom(16), mesh.ids[0], "job", ["x" * (TIMING.max_task_bytes + 1)], {}, {})
     with pytest.raises(LocalProtocolError, match="max_task_bytes"):
         mesh.cores[0].submit(big, 0.0)
     task = mesh.submit(0)
-    mesh.cores[0].task_done(task.id, (True, b"x" * (TIMING.max_result_bytes + 1)), 0.0)
+    too_large = TaskOutcome.returned(b"x" * (TIMING.max_result_bytes + 1))
+    mesh.cores[0].task_done(task.id, too_large, 0.0)
     mesh.deliver()
     assert [(e.ok, e.value[0]) for e in mesh.finished] == [(False, "ResultTooLarge")]
 
@@ -219,18 +220,19 @@ def test_a_victim_tells_the_origin_where_restolen_tasks_went() -> None:
     for task in tasks:
         a.submit(task, 0.0)
     a.messages_to_send()
-    a.receive(ids[1], MessageType.STEAL, {1: 1, 2: 100, 3: 0}, 0.1)
-    (answer,) = [m for m in a.messages_to_send() if m[1] == MessageType.TASKS]
-    b.receive(ids[0], MessageType.TASKS, answer[2], 0.1)
+    a.receive(ids[1], MessageType.STEAL, Steal(request=1, wanted=100, queued=0), 0.1)
+    (answer,) = [m.body for m in a.messages_to_send() if isinstance(m.body, Tasks)]
+    b.receive(ids[0], MessageType.TASKS, answer, 0.1)
     b.messages_to_send()  # B's own LEASE: A already knows B holds them
     assert b.queued() == 2 and a.queued() == 2
-    b.receive(ids[2], MessageType.STEAL, {1: 1, 2: 100, 3: 0}, 0.2)
+    b.receive(ids[2], MessageType.STEAL, Steal(request=1, wanted=100, queued=0), 0.2)
     out = b.messages_to_send()
-    forwarded = [m for m in out if m[1] == MessageType.LEASE]
-    assert [(peer, body.get(2)) for peer, _, body, _ in forwarded] == [(ids[0], ids[2])]
-    moved = forwarded[0][2][1]
+    forwarded = [m for m in out if isinstance(m.body, Lease)]
+    assert [(m.peer, m.body.holder) for m in forwarded] == [(ids[0], ids[2])]
+    lease = forwarded[0].body
+    moved = lease.task_ids
     assert len(moved) == 1  # half of B's two
-    a.receive(ids[1], MessageType.LEASE, forwarded[0][2], 0.2)  # C's own LEASE is lost
+    a.receive(ids[1], MessageType.LEASE, lease, 0.2)  # C's own LEASE is lost
     assert a.holder_of(moved[0]) == ids[2]
     a.member_changed(Member(ids[2], ("h", 1), MemberState.DEAD, 1, 1, {}), 0.3)
     assert a.holder_of(moved[0]) == ids[0]  # back in A's queue at once
@@ -238,16 +240,30 @@ def test_a_victim_tells_the_origin_where_restolen_tasks_went() -> None:
 
 
 def test_a_peer_back_from_the_dead_is_not_robbed_on_stale_adverts() -> None:
-    # It advertised tasks it never runs itself, died, and came back: what it had is
-    # unknown until it advertises again (a stale surplus made the victim choice crash).
+    # It advertised tasks it never runs itself, died, and came back: what it holds is
+    # unknown until it advertises again, so its old advert must not make it a victim.
     thief_id, peer_id = Identity.generate().node_id, Identity.generate().node_id
     thief = WorkStealing(thief_id, slots=1, tags={}, can_run={"job"}, rng=random.Random(5))
     thief.member_changed(Member(peer_id, ("h", 1), MemberState.ALIVE, 1, 1, {}), 0.0)
-    thief.receive(peer_id, MessageType.LOAD, {1: 3, 2: 3}, 0.0)
-    assert [m[1] for m in thief.messages_to_send()].count(MessageType.STEAL) == 1
+    thief.receive(peer_id, MessageType.LOAD, Load(queued=3, foreign=3), 0.0)
+    assert [m.body.TYPE for m in thief.messages_to_send()].count(MessageType.STEAL) == 1
     thief.member_changed(Member(peer_id, ("h", 1), MemberState.DEAD, 1, 1, {}), 1.0)
     thief.member_changed(Member(peer_id, ("h", 1), MemberState.ALIVE, 1, 2, {}), 2.0)
     thief.handle_timer(3.0)
-    assert MessageType.STEAL not in [m[1] for m in thief.messages_to_send()]
-    thief.receive(peer_id, MessageType.LOAD, {1: 2, 2: 2}, 3.0)  # it advertises again
-    assert MessageType.STEAL in [m[1] for m in thief.messages_to_send()]
+    assert MessageType.STEAL not in [m.body.TYPE for m in thief.messages_to_send()]
+    thief.receive(peer_id, MessageType.LOAD, Load(queued=2, foreign=2), 3.0)  # it advertises again
+    assert MessageType.STEAL in [m.body.TYPE for m in thief.messages_to_send()]
+
+
+def test_outgoing_messages_carry_their_type_and_only_load_adverts_are_datagrams() -> None:
+    mesh = Mesh([0, 1])
+    origin = mesh.cores[0]
+    origin.submit(Task(os.urandom(16), mesh.ids[0], "job", [], {}, {}), mesh.now)
+    origin.receive(mesh.ids[1], MessageType.STEAL, Steal(request=9, wanted=1), mesh.now)
+    out = origin.messages_to_send()
+    assert {type(m.body) for m in out} == {Load, Tasks}
+    for message in out:
+        assert message.peer == mesh.ids[1]
+        assert message.reliable == (message.body.TYPE != MessageType.LOAD)
+    with pytest.raises(AttributeError):
+        out[0].peer = mesh.ids[0]  # type: ignore[misc]

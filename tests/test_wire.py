@@ -13,7 +13,16 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wire_helpers import EPOCH, MESH, craft, envelope, make_identity, nested_list, nested_map
+from wire_helpers import (
+    EPOCH,
+    MESH,
+    craft,
+    envelope,
+    make_identity,
+    nested_list,
+    nested_map,
+    sign_message,
+)
 
 from meshedge import (
     DropReason,
@@ -37,10 +46,10 @@ from meshedge.wire import (
     open_frame,
     seal_datagram,
     seal_frame,
-    sign_message,
     verify_message,
 )
-from meshedge.wire.message_types import MESSAGE_SCHEMAS
+from meshedge.wire.bodies import MESSAGE_SCHEMAS
+from meshedge.wire.message import PROTOCOL_VERSION
 from meshedge.wire.schema import record, uint
 
 KEYRING = Keyring([bytes(range(32))])
@@ -101,7 +110,7 @@ def test_plain_payload_round_trips(payload: Any) -> None:
     assert message.payload == payload
     assert message.sender == identity.node_id
     assert (message.epoch, message.type) == (EPOCH, MessageType.APP)
-    assert message.seq == identity.next_sequence() - 1
+    assert message.seq == 0
 
 
 def test_envelope_bytes_are_exactly_the_documented_layout() -> None:
@@ -154,7 +163,12 @@ def test_every_single_bit_flip_is_refused() -> None:
             reasons.add(verify_reason(bytes(tampered)))
     assert DropReason.BAD_SIGNATURE in reasons
     assert DropReason.MALFORMED in reasons
-    assert reasons <= {DropReason.BAD_SIGNATURE, DropReason.MALFORMED, DropReason.WRONG_MESH}
+    assert reasons <= {
+        DropReason.BAD_SIGNATURE,
+        DropReason.MALFORMED,
+        DropReason.WRONG_MESH,
+        DropReason.WRONG_VERSION,
+    }
 
 
 def test_signature_from_another_key_is_refused() -> None:
@@ -734,7 +748,7 @@ def test_strict_cbor_in_the_body_is_malformed(name: str) -> None:
 ENVELOPE_PROBLEMS = {
     "not a map": cbor2.dumps([MESH, EPOCH, 0, 1, None]),
     "missing body": cbor2.dumps({1: MESH, 2: EPOCH, 3: 0, 4: 1}),
-    "extra field": cbor2.dumps({1: MESH, 2: EPOCH, 3: 0, 4: 1, 5: None, 6: 0}),
+    "extra field": cbor2.dumps({1: MESH, 2: EPOCH, 3: 0, 4: 1, 5: None, 6: 1, 7: 0}),
     "text keys": cbor2.dumps({"1": MESH, "2": EPOCH, "3": 0, "4": 1, "5": None}),
     "epoch is text": envelope(epoch="1"),
     "epoch is a float": envelope(epoch=1.0),
@@ -910,6 +924,28 @@ def test_simulation_signatures_do_not_verify_as_ed25519_and_vice_versa() -> None
     assert verify_reason(real, signatures=sim) is DropReason.BAD_SIGNATURE
     tampered = fake[:-1] + bytes([fake[-1] ^ 1])
     assert verify_reason(tampered, signatures=sim) is DropReason.BAD_SIGNATURE
+
+
+# --- Protocol version ----------------------------------------------------------------
+
+
+def test_every_message_carries_the_protocol_version() -> None:
+    data = sign_message(make_identity(1), "x", mesh=MESH)
+    fields = cbor2.loads(cose.verify_sign1(data, bytes(make_identity(1).node_id)))
+    assert fields[6] == PROTOCOL_VERSION
+
+
+@pytest.mark.parametrize("version", [0, PROTOCOL_VERSION + 1, 2**32, "1"])
+def test_a_message_of_another_protocol_version_is_refused_by_name(version: Any) -> None:
+    data = craft(make_identity(1), envelope(version=version))
+    assert verify_reason(data) is DropReason.WRONG_VERSION
+
+
+def test_an_unversioned_envelope_of_meshedge_0_1_is_another_version() -> None:
+    fields = {1: MESH, 2: EPOCH, 3: 0, 4: 1, 5: None}
+    assert verify_reason(craft(make_identity(1), cbor2.dumps(fields))) is (
+        DropReason.WRONG_VERSION
+    )
 
 
 # --- docs/wire.md -------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import cbor2
 
 from meshedge import Identity
 from meshedge.wire import cose
+from meshedge.wire.message import PROTOCOL_VERSION
+from meshedge.wire.message import sign_message as _sign_message
 
 MESH = "test-mesh"
 #: A realistic boot epoch (wall-clock milliseconds, November 2023).
@@ -30,8 +32,9 @@ def envelope(
     seq: Any = 0,
     type_: Any = 1,
     body: bytes = b"\xf6",
+    version: Any = PROTOCOL_VERSION,
 ) -> bytes:
-    """The signed payload map ``{1: mesh, 2: epoch, 3: seq, 4: type, 5: body}``.
+    """The signed payload map ``{1: mesh, 2: epoch, 3: seq, 4: type, 5: body, 6: version}``.
 
     ``body`` is raw CBOR, so a test can put anything there (tags, indefinite lengths).
     """
@@ -41,8 +44,27 @@ def envelope(
         (3, cbor2.dumps(seq)),
         (4, cbor2.dumps(type_)),
         (5, body),
+        (6, cbor2.dumps(version)),
     ]
-    return b"\xa5" + b"".join(cbor2.dumps(key) + value for key, value in fields)
+    return b"\xa6" + b"".join(cbor2.dumps(key) + value for key, value in fields)
+
+
+# id(identity) -> (the identity, kept alive so its id is not reused; its next number)
+_NEXT_SEQ: dict[int, tuple[Identity, int]] = {}
+
+
+def sign_message(identity: Identity, payload: Any, *, mesh: str, **options: Any) -> bytes:
+    """:func:`meshedge.wire.sign_message`, numbering each ``Identity`` object's messages.
+
+    Unless ``seq`` is given, every Identity object counts 0, 1, 2, ... of its own, as
+    the Signer of one node does: a test that makes a fresh identity starts at 0.
+    """
+    if "seq" in options:
+        return _sign_message(identity, payload, mesh=mesh, **options)
+    seq = _NEXT_SEQ.get(id(identity), (identity, 0))[1]
+    unit = _sign_message(identity, payload, mesh=mesh, seq=seq, **options)
+    _NEXT_SEQ[id(identity)] = (identity, seq + 1)
+    return unit
 
 
 def craft(identity: Identity, payload: bytes) -> bytes:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..wire.message import PROTOCOL_VERSION
 
 __all__ = [
     "EXIT_ADDRESS_IN_USE",
@@ -29,6 +30,11 @@ EXIT_KEY_FILE = 3
 EXIT_ADDRESS_IN_USE = 4
 
 
+def _version_text() -> str:
+    """What ``meshedge --version`` prints: the package and its wire protocol version."""
+    return f"meshedge {__version__} (wire protocol {PROTOCOL_VERSION})"
+
+
 def _parser() -> argparse.ArgumentParser:
     from .demo import add_demo_arguments
     from .run import add_run_arguments
@@ -37,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="meshedge",
         description="A peer-to-peer edge mesh: run a node, manage identities, see a demo.",
     )
-    parser.add_argument("--version", action="version", version=f"meshedge {__version__}")
+    parser.add_argument("--version", action="version", version=_version_text())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     keygen = commands.add_parser("keygen", help="create an identity file (mode 0600)")

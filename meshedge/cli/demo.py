@@ -5,8 +5,10 @@ It starts N ``meshedge run`` processes that find each other by mDNS bound to
 detect it, restarts it with the same identity and shows it rejoin. Then the demo's own
 node joins and submits an uneven job — a Mandelbrot image in tiles — that the worker
 nodes steal from it; one worker is SIGKILLed halfway and its tiles run again elsewhere.
-The image is written as a PNG, and a summary prints the tasks per node, re-executions
-and efficiency against the ideal. Exits 0, or 1 if a phase did not complete in time.
+The image is written as a PNG to ``--image`` (by default into a new temporary
+directory, never the working directory) and its path printed; a summary prints the
+tasks per node, re-executions and efficiency against the ideal. Exits 0, or 1 if a
+phase did not complete in time.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 __all__ = ["add_demo_arguments", "demo_command"]
 
@@ -42,8 +47,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--image",
-        default="meshedge-demo.png",
-        help="where to write the rendered image (default: meshedge-demo.png)",
+        metavar="PATH",
+        default=None,
+        help="where to write the rendered PNG (default: meshedge-demo.png in a new"
+        " temporary directory); the demo prints the path",
     )
 
 
@@ -149,7 +156,7 @@ def _short(node_id: str) -> str:
     return node_id[:8]
 
 
-async def _demo(nodes: int, timing: str, image: str) -> bool:
+async def _demo(nodes: int, timing: str, image: str | None) -> bool:
     with tempfile.TemporaryDirectory(prefix="meshedge-demo-") as directory:
         demo = _Demo(nodes, timing, directory)
         print(
@@ -236,16 +243,40 @@ async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, Any]) -
     summary["rejoined after restart, s"] = trio.current_time() - restarted_at
 
 
-async def _work(demo: _Demo, summary: dict[str, Any], image: str) -> None:
+@dataclass
+class _Job:
+    """The tiles of the demo's job and what became of them."""
+
+    workers: list[_Proc]
+    #: The worker SIGKILLed once half of the tiles are in.
+    victim: _Proc
+    tiles: list[tuple[int, int]]
+    #: Tiles computed by each worker (node id -> count).
+    done: dict[str, int]
+    #: Each tile's pixels, by first row.
+    pixels: dict[int, bytes] = field(default_factory=dict)
+    #: CPU seconds the workers spent on the tiles that came back.
+    seconds: float = 0.0
+    #: Seconds from the first submit to the kill, once it happened.
+    killed_at: float | None = None
+
+    def progress(self) -> str:
+        counts = " ".join(
+            f"node{p.index}:{self.done[p.node_id]}"
+            + ("(killed)" if p is self.victim and self.killed_at is not None else "")
+            for p in self.workers
+        )
+        return f"tiles {len(self.pixels)}/{len(self.tiles)}  {counts}"
+
+
+async def _work(demo: _Demo, summary: dict[str, Any], image: str | None) -> None:
     """Phase 4: the demo's node submits the tiles; the workers steal them; one dies."""
-    from ..core.member import MemberState
     from ..core.timing import Timing
     from ..runtime.config import NodeConfig
     from ..runtime.node import open_node
     from .demo_tasks import HEIGHT, TILE_ROWS, WIDTH, registry, write_png
 
     workers = demo.procs
-    by_pid = {p.process.pid: p for p in workers if p.process is not None}
     config = NodeConfig(
         mesh=demo.mesh,
         bind="127.0.0.1:0",
@@ -253,79 +284,98 @@ async def _work(demo: _Demo, summary: dict[str, Any], image: str) -> None:
         timing=Timing.local() if demo.timing == "local" else Timing.lan(),
         task_slots=0,  # the demo's node only submits; the workers compute
     )
+    job = _Job(
+        workers=workers,
+        victim=workers[1],
+        tiles=[(row, TILE_ROWS) for row in range(0, HEIGHT, TILE_ROWS)],
+        done={p.node_id: 0 for p in workers},
+    )
     async with open_node(config, tasks=registry) as node:
-        worker_ids = {p.node_id for p in workers}
-
-        def all_alive() -> bool:
-            alive = {str(m.id) for m in node.members() if m.state == MemberState.ALIVE}
-            return worker_ids <= alive
-
-        with trio.fail_after(PHASE_TIMEOUT):
-            if not all_alive():
-                async for _ in node.events():
-                    if all_alive():
-                        break
-        tiles = [(row, TILE_ROWS) for row in range(0, HEIGHT, TILE_ROWS)]
+        await _wait_for_workers(node, workers)
         demo.say(
             f"the demo's node joined and submits a {WIDTH}x{HEIGHT} Mandelbrot image "
-            f"as {len(tiles)} tiles of uneven cost; the {len(workers)} workers steal them"
+            f"as {len(job.tiles)} tiles of uneven cost; the {len(workers)} workers steal them"
         )
-        victim = workers[1]
-        done: dict[str, int] = {p.node_id: 0 for p in workers}
-        pixels: dict[int, bytes] = {}
-        seconds = 0.0
         start = trio.current_time()
-        killed_at: float | None = None
-        interactive = sys.stdout.isatty()
-        last_quarter = -1
-        with trio.fail_after(4 * PHASE_TIMEOUT):
-            async for result in node.map("demo.mandelbrot_tile", tiles, ordered=False):
-                pixels[result["row"]] = result["pixels"]
-                seconds += result["seconds"]
-                runner = by_pid.get(result["pid"])
-                if runner is not None:
-                    done[runner.node_id] += 1
-                progress = " ".join(
-                    f"node{p.index}:{done[p.node_id]}"
-                    + ("(killed)" if p is victim and killed_at is not None else "")
-                    for p in workers
-                )
-                line = f"tiles {len(pixels)}/{len(tiles)}  {progress}"
-                quarter = 4 * len(pixels) // len(tiles)
-                if interactive:
-                    print(f"\r{line}   ", end="", flush=True)
-                elif quarter != last_quarter:
-                    demo.say(line)
-                    last_quarter = quarter
-                if killed_at is None and len(pixels) >= len(tiles) // 2:
-                    assert victim.process is not None
-                    victim.process.send_signal(signal.SIGKILL)
-                    killed_at = trio.current_time() - start
-                    if interactive:
-                        print()
-                    demo.say(
-                        f"halfway: SIGKILL node{victim.index} (pid {victim.process.pid}); "
-                        "its tiles will run again elsewhere"
-                    )
-        if interactive:
-            print()
+        await _run_tiles(demo, node, job, start)
         makespan = trio.current_time() - start
         stats = node.statistics().get("tasks", {})
-    gray = b"".join(pixels[row] for row, _ in tiles)
-    write_png(image, WIDTH, HEIGHT, gray)
-    demo.say(f"image written to {image}")
+    path = _image_path(image)
+    write_png(path, WIDTH, HEIGHT, b"".join(job.pixels[row] for row, _ in job.tiles))
+    demo.say(f"image written to {path}")
+    _summarize_work(summary, job, makespan, int(stats.get("requeued", 0)))
+    summary["image"] = path
+
+
+async def _wait_for_workers(node: Node, workers: list[_Proc]) -> None:
+    """Wait until the demo's node sees every worker alive."""
+    from ..core.member import MemberState
+
+    worker_ids = {p.node_id for p in workers}
+
+    def all_alive() -> bool:
+        alive = {str(m.id) for m in node.members() if m.state == MemberState.ALIVE}
+        return worker_ids <= alive
+
+    with trio.fail_after(PHASE_TIMEOUT):
+        if not all_alive():
+            async for _ in node.events():
+                if all_alive():
+                    break
+
+
+async def _run_tiles(demo: _Demo, node: Node, job: _Job, start: float) -> None:
+    """Map the tiles over the mesh, showing progress; SIGKILL the victim halfway."""
+    by_pid = {p.process.pid: p for p in job.workers if p.process is not None}
+    interactive = sys.stdout.isatty()
+    last_quarter = -1
+    with trio.fail_after(4 * PHASE_TIMEOUT):
+        async for result in node.map("demo.mandelbrot_tile", job.tiles, ordered=False):
+            job.pixels[result["row"]] = result["pixels"]
+            job.seconds += result["seconds"]
+            runner = by_pid.get(result["pid"])
+            if runner is not None:
+                job.done[runner.node_id] += 1
+            quarter = 4 * len(job.pixels) // len(job.tiles)
+            if interactive:
+                print(f"\r{job.progress()}   ", end="", flush=True)
+            elif quarter != last_quarter:
+                demo.say(job.progress())
+                last_quarter = quarter
+            if job.killed_at is None and len(job.pixels) >= len(job.tiles) // 2:
+                victim = job.victim
+                assert victim.process is not None
+                victim.process.send_signal(signal.SIGKILL)
+                job.killed_at = trio.current_time() - start
+                if interactive:
+                    print()
+                demo.say(
+                    f"halfway: SIGKILL node{victim.index} (pid {victim.process.pid}); "
+                    "its tiles will run again elsewhere"
+                )
+    if interactive:
+        print()
+
+
+def _image_path(image: str | None) -> str:
+    """``--image`` as an absolute path; without it, a file in a new temporary directory."""
+    if image is None:
+        image = os.path.join(tempfile.mkdtemp(prefix="meshedge-demo-"), "meshedge-demo.png")
+    return os.path.abspath(image)
+
+
+def _summarize_work(summary: dict[str, Any], job: _Job, makespan: float, requeued: int) -> None:
     cores = os.cpu_count() or 1
-    killed = killed_at if killed_at is not None else makespan
+    workers = len(job.workers)
+    killed = job.killed_at if job.killed_at is not None else makespan
     # Ideal: the tiles' CPU time spread over the usable workers (no more than the CPU
     # cores), with one worker fewer after the kill.
-    capacity = min(len(workers), cores) * killed + min(len(workers) - 1, cores) * (
-        makespan - killed
-    )
-    for p in workers:
-        summary[f"tiles computed by node{p.index}"] = done[p.node_id]
-    summary["tiles re-executed (holder died)"] = int(stats.get("requeued", 0))
+    capacity = min(workers, cores) * killed + min(workers - 1, cores) * (makespan - killed)
+    for p in job.workers:
+        summary[f"tiles computed by node{p.index}"] = job.done[p.node_id]
+    summary["tiles re-executed (holder died)"] = requeued
     summary["job makespan, s"] = makespan
-    summary["efficiency vs ideal"] = seconds / capacity if capacity > 0 else 0.0
+    summary["efficiency vs ideal"] = job.seconds / capacity if capacity > 0 else 0.0
 
 
 async def _stop_all(demo: _Demo) -> None:
@@ -351,4 +401,8 @@ def demo_command(args: argparse.Namespace) -> int:
 
     if not 2 <= args.nodes <= 16:
         raise LocalProtocolError("--nodes must be between 2 and 16")
+    if args.image is not None:
+        folder = os.path.dirname(os.path.abspath(args.image))
+        if not os.path.isdir(folder):
+            raise LocalProtocolError(f"--image: {folder} is not a directory")
     return 0 if trio.run(_demo, args.nodes, args.timing, args.image) else 1

@@ -12,6 +12,7 @@ from .member import Address, Member
 __all__ = [
     "BroadcastReceived",
     "ForeignMessage",
+    "LeaveCompleted",
     "MemberEvent",
     "MemberFailed",
     "MemberJoined",
@@ -20,6 +21,7 @@ __all__ = [
     "MemberSuspected",
     "MemberUpdated",
     "MembershipEvent",
+    "MessageReceived",
 ]
 
 
@@ -74,6 +76,18 @@ class BroadcastReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A direct application message from another member (it came by stream, verified)."""
+
+    #: Who sent it (it signed it).
+    sender: NodeId
+    #: The topic it was sent on.
+    topic: str
+    #: The payload, plain CBOR data.
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ForeignMessage:
     """A verified direct message that belongs to another core (or the application).
 
@@ -87,5 +101,19 @@ class ForeignMessage:
     address: Address
 
 
+@dataclass(frozen=True, slots=True)
+class LeaveCompleted:
+    """This node's departure has been told as widely as gossip allows.
+
+    Emitted once after ``leave()``: when no update waits in the gossip queue any more
+    (the LEFT statement has been sent its full number of times, like everything queued
+    before it), or at once when no live member is left to tell. After it, the node can
+    stop; driving it further only answers probes.
+    """
+
+    #: This node's id (the member that left).
+    node_id: NodeId
+
+
 #: Anything ``next_event()`` returns.
-MembershipEvent: TypeAlias = MemberEvent | BroadcastReceived | ForeignMessage
+MembershipEvent: TypeAlias = MemberEvent | BroadcastReceived | ForeignMessage | LeaveCompleted

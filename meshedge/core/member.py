@@ -16,7 +16,12 @@ Address: TypeAlias = tuple[str, int]
 
 
 class MemberState(enum.IntEnum):
-    """The state of a member in one node's view. The order is SWIM's precedence."""
+    """The state of a member in one node's view.
+
+    The values are SWIM's precedence at one (epoch, incarnation): a suspicion outranks
+    the ALIVE it is about, a death outranks both, a departure outranks everything. The
+    membership core orders statements by ``(epoch, incarnation, state)``.
+    """
 
     #: Answering probes (or not yet found otherwise).
     ALIVE = 0
@@ -26,6 +31,12 @@ class MemberState(enum.IntEnum):
     DEAD = 2
     #: Left the mesh on purpose.
     LEFT = 3
+
+    def __init__(self, value: int) -> None:
+        #: True for ALIVE and SUSPECT (the first two values): a member that is probed,
+        #: gossiped to and counted in the mesh size. A plain attribute, not a property,
+        #: because the protocol asks it on every state change.
+        self.is_live = value <= 1
 
 
 @dataclass(frozen=True, slots=True)

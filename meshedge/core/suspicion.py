@@ -31,8 +31,8 @@ class Suspicion:
         self.minimum = minimum
         #: Longest timeout.
         self.maximum = maximum
-        # The first accuser does not count as a confirmation of itself.
-        #: Who has accused the member so far.
+        #: Who has accused the member so far (the first accuser is not a
+        #: confirmation of itself: see :attr:`confirmed`).
         self.confirmations: set[NodeId] = {accuser}
         #: When the member is declared dead unless it refutes.
         self.deadline = start + (maximum if k >= 1 else minimum)

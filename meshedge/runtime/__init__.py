@@ -30,7 +30,8 @@ from ..core.events import (
 from ..core.member import Address, Member, MemberState
 from ..core.timing import Timing
 from ..errors import PeerUnavailableError, UnknownPeerError
-from .config import NodeConfig, format_address, parse_address
+from .addresses import format_address, parse_address
+from .config import NodeConfig
 from .node import Message, Node, open_node
 from .tasks import RegisteredTask, TaskError, TaskKind, TaskRegistry, UnknownTaskError
 

@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..core.member import Address
+from ..core.stealing import StealingTiming
 from ..core.timing import Timing
 from ..errors import LocalProtocolError
 from ..wire.keyring import Keyring
 from ..wire.limits import DEFAULT_LIMITS, WireLimits
 from ..wire.trust import TrustPolicy
+from .addresses import format_address, is_ip, parse_address
 
+# The address functions belong to .addresses; this module exports them as well, as part
+# of the public ``meshedge.runtime.config`` path.
 __all__ = ["NodeConfig", "format_address", "parse_address"]
-
-
-def parse_address(text: str, *, default_port: int | None = None) -> Address:
-    """Read ``host:port`` (``[v6]:port`` for IPv6) into ``(host, port)``.
-
-    Raises:
-        LocalProtocolError: not of that form, or the port is out of range.
-    """
-    if not isinstance(text, str) or not text:
-        raise LocalProtocolError(f"not an address: {text!r} (expected host:port)")
-    host, sep, port_text = text.rpartition(":")
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise LocalProtocolError(f"not an address: {text!r} (unclosed '[')")
-        host, rest = text[1:end], text[end + 1 :]
-        sep, port_text = (":", rest[1:]) if rest.startswith(":") else ("", "")
-    elif text.count(":") > 1:  # a bare IPv6 literal without a port
-        host, sep, port_text = text, "", ""
-    if not sep:
-        if default_port is None:
-            raise LocalProtocolError(f"not an address: {text!r} (expected host:port)")
-        host, port_text = (host or text), str(default_port)
-    if not host:
-        raise LocalProtocolError(f"not an address: {text!r} (no host)")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise LocalProtocolError(f"not an address: {text!r} (bad port)") from None
-    if not 0 <= port <= 65535:
-        raise LocalProtocolError(f"not an address: {text!r} (port out of range)")
-    return host, port
-
-
-def format_address(address: Address) -> str:
-    """``(host, port)`` as ``host:port`` (``[v6]:port`` for IPv6)."""
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +51,9 @@ class NodeConfig:
     timing: Timing = field(default_factory=Timing.lan)
     #: Tasks this node runs at once (work stealing); 0 for a node that only submits.
     task_slots: int = 2
+    #: Periods and bounds of work stealing; None derives them from ``timing`` (see
+    #: :meth:`stealing_timing`).
+    stealing: StealingTiming | None = None
     #: Wire limits (datagram and frame sizes, nesting depth).
     limits: WireLimits = DEFAULT_LIMITS
     #: Outbound stream connections kept open at once (least recently used closed first).
@@ -107,8 +66,6 @@ class NodeConfig:
     #: Seconds a peer may take to deliver one whole frame once it started it (stops
     #: slow-loris peers from pinning buffers).
     frame_read_timeout: float = 10.0
-    #: Frames waiting to be written to peers, per peer, before ``send`` waits.
-    send_buffer_frames: int = 64
     #: Messages buffered per subscription or event stream before the oldest is dropped
     #: (and counted) — a slow consumer never stalls the node.
     subscriber_buffer: int = 1024
@@ -119,31 +76,70 @@ class NodeConfig:
         from ..wire.message import check_mesh_name
 
         check_mesh_name(self.mesh, self.limits)
+        self._check_addresses()
+        self._check_types()
+        self._check_counts()
+        self._check_durations()
+
+    def stealing_timing(self) -> StealingTiming:
+        """The work-stealing timing nodes of this configuration use.
+
+        ``stealing`` when set; else the defaults of :class:`StealingTiming`, with
+        ``load_interval`` set to ``timing.gossip_interval``: LOAD adverts then keep the
+        pace of the mesh's gossip (fast with ``Timing.local()``, slower on a WAN).
+        """
+        if self.stealing is not None:
+            return self.stealing
+        return StealingTiming(load_interval=self.timing.gossip_interval)
+
+    def _check_addresses(self) -> None:
         parse_address(self.bind)
         if self.advertise is not None:
             _, port = parse_address(self.advertise)
             if port == 0:
                 raise LocalProtocolError("the advertised port cannot be 0")
+        # Strings are checked first: iterating one would complain about its characters.
         if isinstance(self.seeds, str):
-            # Checked first: iterating a string would complain about its characters.
             raise LocalProtocolError("seeds is a sequence of 'host:port' strings")
         for seed in self.seeds:
             parse_address(seed)
+        if isinstance(self.mdns_interfaces, str):
+            raise LocalProtocolError("mdns_interfaces is a sequence of IP address strings")
         if self.mdns_interfaces is not None:
             for ip in self.mdns_interfaces:
-                if not _is_ip(ip):
+                if not isinstance(ip, str) or not is_ip(ip):
                     raise LocalProtocolError(f"mdns_interfaces takes IP addresses, not {ip!r}")
+
+    def _check_types(self) -> None:
+        # Caught here rather than deep inside a starting node, where the error would
+        # name a core's argument instead of this field.
+        if not isinstance(self.timing, Timing):
+            raise LocalProtocolError(
+                f"NodeConfig.timing must be a Timing (such as Timing.local()), "
+                f"not {self.timing!r}"
+            )
+        if not isinstance(self.tags, Mapping) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in self.tags.items()
+        ):
+            raise LocalProtocolError(
+                f"NodeConfig.tags must be a mapping of str to str, not {self.tags!r}"
+            )
+        for name, kind in (("keyring", Keyring), ("stealing", StealingTiming)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise LocalProtocolError(
+                    f"NodeConfig.{name} must be a {kind.__name__} or None, not {value!r}"
+                )
+
+    def _check_counts(self) -> None:
         if type(self.task_slots) is not int or self.task_slots < 0:
             raise LocalProtocolError("NodeConfig.task_slots must be an integer >= 0")
-        for name in (
-            "max_connections",
-            "max_inbound_connections",
-            "send_buffer_frames",
-            "subscriber_buffer",
-        ):
+        for name in ("max_connections", "max_inbound_connections", "subscriber_buffer"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise LocalProtocolError(f"NodeConfig.{name} must be a positive integer")
+
+    def _check_durations(self) -> None:
         # NaN or infinity would only fail later, inside a running node (trio refuses a NaN
         # timeout), and a zero idle or frame timeout would refuse every stream frame.
         for name, least in (

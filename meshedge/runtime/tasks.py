@@ -1,22 +1,17 @@
-"""Task registry and execution: which functions this node runs, and how.
+"""Task registry: which functions this node runs for the mesh, and how.
 
 Every node that should run a task registers the function under the same name. Nothing
 is ever unpickled from the network: a task travels as its name and plain CBOR
-arguments, and its result comes back as plain CBOR data.
+arguments, and its result comes back as plain CBOR data. Running them is the task
+runner's part (``meshedge.runtime.task_runner``).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import queue
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, overload
-
-import outcome
-import trio
+from typing import Any, Final, Literal, TypeVar, overload
 
 from ..errors import LocalProtocolError, MeshError
 from ..identity import NodeId
@@ -28,7 +23,7 @@ __all__ = ["RegisteredTask", "TaskError", "TaskKind", "TaskRegistry", "UnknownTa
 TaskKind = Literal["async", "thread", "process"]
 F = TypeVar("F", bound=Callable[..., Any])
 #: Nesting allowed in task arguments and results (as for message bodies).
-_MAX_DEPTH = 16
+MAX_DEPTH: Final = 16
 
 
 class TaskError(MeshError):
@@ -157,106 +152,7 @@ class TaskRegistry:
 def check_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
     """Raise :class:`LocalProtocolError` unless the arguments are plain CBOR data."""
     try:
-        check_plain(args, _MAX_DEPTH)
-        check_plain(kwargs, _MAX_DEPTH)
+        check_plain(args, MAX_DEPTH)
+        check_plain(kwargs, MAX_DEPTH)
     except CborError as exc:
         raise LocalProtocolError(f"task arguments must be plain CBOR data: {exc}") from None
-
-
-class _Job:
-    __slots__ = ("function", "token", "done", "result", "cancelled")
-
-    def __init__(self, function: Callable[[], Any], token: trio.lowlevel.TrioToken) -> None:
-        self.function = function
-        self.token = token
-        self.done = trio.Event()
-        self.result: outcome.Outcome[Any] | None = None
-        self.cancelled = False  # set by the waiting trio task; read by the thread
-
-    def deliver(self, result: outcome.Outcome[Any]) -> None:  # in the trio thread
-        self.result = result
-        self.done.set()
-
-
-class SlotThreads:
-    """One worker thread per task slot, taking blocking tasks from one queue in order.
-
-    A task queued while every thread is busy begins in the first thread to finish,
-    at once: no round trip through the event loop between two tasks (the work-stealing
-    core lines such tasks up; see ``run_ahead`` in :class:`~meshedge.core.stealing.WorkStealing`).
-    Threads start on first use and end at :meth:`close`.
-    """
-
-    def __init__(self, count: int) -> None:
-        self._count = max(1, count)
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-
-    async def run(self, function: Callable[[], Any]) -> Any:
-        """Run ``function`` in a slot thread; return its result or raise its exception.
-
-        If the caller is cancelled, a task not begun yet never begins; a running one is
-        abandoned: it finishes in the background and its result is dropped.
-        """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if len(self._threads) < self._count:
-            thread = threading.Thread(target=self._work, name="meshedge-slot", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        job = _Job(function, trio.lowlevel.current_trio_token())
-        self._jobs.put(job)
-        try:
-            await job.done.wait()
-        except BaseException:
-            job.cancelled = True
-            raise
-        assert job.result is not None
-        return job.result.unwrap()
-
-    def close(self) -> None:
-        """Let every thread end once it finishes what it is running."""
-        for _ in self._threads:
-            self._jobs.put(None)
-        self._threads.clear()
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if job.cancelled:
-                continue
-            result = outcome.capture(job.function)
-            try:
-                job.token.run_sync_soon(job.deliver, result)
-            except trio.RunFinishedError:
-                return
-
-
-async def execute(
-    registered: RegisteredTask,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    threads: SlotThreads,
-) -> tuple[bool, Any]:
-    """Run one task; returns ``(True, result)`` or ``(False, [type name, message])``.
-
-    Cancellation: an async task is cancelled; a thread is abandoned (it finishes in the
-    background, its result is dropped); a worker process is killed.
-    """
-    function = registered.function
-    try:
-        if registered.kind == "async":
-            result = await function(*args, **kwargs)
-        elif registered.kind == "thread":
-            result = await threads.run(functools.partial(function, *args, **kwargs))
-        else:
-            import trio_parallel
-
-            result = await trio_parallel.run_sync(
-                functools.partial(function, *args, **kwargs), kill_on_cancel=True
-            )
-    except Exception as exc:
-        return False, [type(exc).__name__, str(exc)]
-    try:
-        check_plain(result, _MAX_DEPTH)
-    except CborError as exc:
-        return False, ["TypeError", f"result is not plain CBOR data: {exc}"]
-    return True, result

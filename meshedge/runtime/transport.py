@@ -10,17 +10,16 @@ within ``frame_read_timeout``.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket as stdlib_socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from typing import Final
 
 import trio
 
 from ..core.member import Address
 from ..errors import PeerUnavailableError
+from .addresses import is_ip
 
 __all__ = [
     "FRAME_HEADER_SIZE",
@@ -29,23 +28,13 @@ __all__ = [
     "Links",
     "UdpEndpoint",
     "frame",
-    "is_ip",
     "read_frames",
+    "tcp_listener",
 ]
 
 #: Bytes of the length prefix of a frame.
 FRAME_HEADER_SIZE: Final = 4
 _RECEIVE_SIZE: Final = 65536
-
-
-@lru_cache(maxsize=4096)
-def is_ip(host: str) -> bool:
-    """True for an IPv4 or IPv6 literal (no name resolution ever happens here)."""
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 def _unmap(host: str) -> str:

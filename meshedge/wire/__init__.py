@@ -14,7 +14,7 @@ from .datagram import (
 )
 from .keyring import Keyring
 from .limits import DEFAULT_LIMITS, WireLimits
-from .message import SignedMessage, sign_message, verify_message
+from .message import PROTOCOL_VERSION, SignedMessage, Signer, sign_message, verify_message
 from .message_types import MessageType
 from .replay import ReplayWindow
 from .signature import ED25519, INSECURE_SIMULATION_SIGNATURES, SignatureScheme
@@ -28,9 +28,11 @@ __all__ = [
     "Keyring",
     "MessageType",
     "OpenedDatagram",
+    "PROTOCOL_VERSION",
     "ReplayWindow",
     "SignatureScheme",
     "SignedMessage",
+    "Signer",
     "TrustPolicy",
     "WireLimits",
     "datagram_room",

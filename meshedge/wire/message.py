@@ -4,7 +4,8 @@ Layout (see ``docs/wire.md``)::
 
     18([ h'A10127',                 / protected: {1: -8}, alg EdDSA /
          {4: h'<32-byte key>'},     / unprotected: kid = sender's public key /
-         h'<payload>',              / CBOR map {1: mesh, 2: epoch, 3: seq, 4: type, 5: body} /
+         h'<payload>',              / CBOR map {1: mesh, 2: epoch, 3: seq, 4: type, 5: body,
+                                          6: protocol version} /
          h'<64-byte signature>' ])  / Ed25519 over the RFC 9052 Sig_structure /
 
 meshedge always writes this exact deterministic encoding and reads only it, so parsing
@@ -18,10 +19,11 @@ from typing import Any, Final
 
 from ..errors import DropReason, LocalProtocolError, RemoteProtocolError
 from ..identity import Identity, NodeId
+from .bodies import MESSAGE_SCHEMAS, Body, decode_body
 from .cbor import CborError, check_plain, decode, encode
 from .cose import EDDSA_PROTECTED, HEADER_KID, TAG_SIGN1
 from .limits import DEFAULT_LIMITS, WireLimits
-from .message_types import MESSAGE_SCHEMAS, MessageType
+from .message_types import MessageType
 from .replay import ReplayWindow
 from .schema import SchemaViolation
 from .signature import ED25519, SignatureScheme
@@ -33,7 +35,10 @@ __all__ = [
     "FIELD_MESH",
     "FIELD_SEQ",
     "FIELD_TYPE",
+    "FIELD_VERSION",
+    "PROTOCOL_VERSION",
     "SignedMessage",
+    "Signer",
     "check_mesh_name",
     "sign_message",
     "unit_length",
@@ -46,7 +51,16 @@ FIELD_EPOCH: Final = 2
 FIELD_SEQ: Final = 3
 FIELD_TYPE: Final = 4
 FIELD_BODY: Final = 5
-_FIELDS: Final = frozenset({FIELD_MESH, FIELD_EPOCH, FIELD_SEQ, FIELD_TYPE, FIELD_BODY})
+FIELD_VERSION: Final = 6
+_FIELDS: Final = frozenset(
+    {FIELD_MESH, FIELD_EPOCH, FIELD_SEQ, FIELD_TYPE, FIELD_BODY, FIELD_VERSION}
+)
+#: The version of the envelope and of every message body this code reads and writes.
+#: A message of another version is refused (``wrong_version``): the format is not
+#: negotiated, so nodes of one mesh run one protocol version.
+PROTOCOL_VERSION: Final = 1
+# The envelope of meshedge 0.1.0, which carried no version field.
+_UNVERSIONED_FIELDS: Final = _FIELDS - {FIELD_VERSION}
 _UINT64_MAX: Final = 2**64 - 1
 
 _KEY_SIZE: Final = 32
@@ -77,7 +91,8 @@ class SignedMessage:
     seq: int
     #: The message type (``MessageType.APP`` for application messages).
     type: int
-    #: The body, as given to :func:`sign_message`.
+    #: The body: a typed :class:`~meshedge.wire.bodies.Body` for protocol types, the
+    #: application's plain data for ``MessageType.APP`` (and for types a test adds).
     payload: Any
 
 
@@ -110,20 +125,31 @@ def sign_message(
     payload: Any,
     *,
     mesh: str,
-    type: int = MessageType.APP,
+    seq: int,
+    type: int | None = None,
     limits: WireLimits = DEFAULT_LIMITS,
     signatures: SignatureScheme = ED25519,
 ) -> bytes:
     """Sign ``payload`` as one COSE_Sign1 message from ``identity`` for ``mesh``.
 
-    Each call uses the identity's next sequence number.
+    ``payload`` is a typed :class:`~meshedge.wire.bodies.Body` (its class gives the
+    type) or plain data of ``type`` (``MessageType.APP`` by default). ``seq`` is the
+    message's sequence number within the identity's epoch; receivers refuse a number
+    they have seen, so each must be used once (:class:`Signer` counts them).
 
     Raises:
         LocalProtocolError: the payload is not plain CBOR data, does not fit the schema of
             ``type``, nests deeper than the limit, or the message would exceed the
-            stream frame limit; or the mesh name is unusable.
+            stream frame limit; ``seq`` is not an unsigned 64-bit integer; or the mesh
+            name is unusable.
     """
     check_mesh_name(mesh, limits)
+    if isinstance(payload, Body):
+        type, payload = payload.TYPE, payload.to_wire()
+    elif type is None:
+        type = MessageType.APP
+    if not isinstance(seq, int) or not 0 <= seq <= _UINT64_MAX:
+        raise LocalProtocolError("seq must be an unsigned 64-bit integer")
     schema = MESSAGE_SCHEMAS.get(type)
     if schema is None:
         raise LocalProtocolError(f"unknown message type {type}")
@@ -137,9 +163,10 @@ def sign_message(
             {
                 FIELD_MESH: mesh,
                 FIELD_EPOCH: identity.epoch,
-                FIELD_SEQ: identity.next_sequence(),
+                FIELD_SEQ: seq,
                 FIELD_TYPE: int(type),
                 FIELD_BODY: payload,
+                FIELD_VERSION: PROTOCOL_VERSION,
             }
         )
     except UnicodeEncodeError as exc:
@@ -153,6 +180,59 @@ def sign_message(
             f"signed message of {len(unit)} bytes exceeds max_frame_size={limits.max_frame_size}"
         )
     return unit
+
+
+class Signer:
+    """Signs the messages of one identity for one mesh, numbering them 0, 1, 2, ...
+
+    The sequence counter lives here, not in the key: one signer per identity and epoch
+    keeps every number unique, which the receivers' replay windows rely on.
+
+    Args:
+        identity: the key pair (and boot epoch) to sign with.
+        mesh: the mesh name every message carries.
+        limits: wire limits (the largest message, the deepest body).
+        signatures: the signature scheme.
+    """
+
+    __slots__ = ("identity", "limits", "mesh", "signatures", "_next_seq")
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        mesh: str,
+        limits: WireLimits = DEFAULT_LIMITS,
+        signatures: SignatureScheme = ED25519,
+    ) -> None:
+        check_mesh_name(mesh, limits)
+        self.identity = identity
+        self.mesh = mesh
+        self.limits = limits
+        self.signatures = signatures
+        self._next_seq = 0
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next message will carry."""
+        return self._next_seq
+
+    def sign(self, payload: Any, *, type: int | None = None) -> bytes:
+        """Sign ``payload`` (see :func:`sign_message`) with the next sequence number.
+
+        A refused payload uses no number.
+        """
+        unit = sign_message(
+            self.identity,
+            payload,
+            mesh=self.mesh,
+            seq=self._next_seq,
+            type=type,
+            limits=self.limits,
+            signatures=self.signatures,
+        )
+        self._next_seq += 1
+        return unit
 
 
 def unit_length(data: bytes, start: int = 0) -> int:
@@ -219,6 +299,28 @@ def verify_message(
     return verify_unit(data, mesh, trust, replay, limits, signatures)
 
 
+def _envelope_fields(payload: bytes, limits: WireLimits) -> dict[int, Any]:
+    """The envelope map of a payload, refused unless it is this protocol version's."""
+    try:
+        fields = decode(payload, max_depth=limits.max_body_depth + 1)
+    except CborError as exc:
+        raise RemoteProtocolError(DropReason.MALFORMED, f"payload: {exc}") from None
+    if type(fields) is dict and (
+        fields.get(FIELD_VERSION, PROTOCOL_VERSION) != PROTOCOL_VERSION
+        or fields.keys() == _UNVERSIONED_FIELDS
+    ):
+        raise RemoteProtocolError(
+            DropReason.WRONG_VERSION, f"protocol version {fields.get(FIELD_VERSION)!r}"
+        )
+    if (
+        type(fields) is not dict
+        or fields.keys() != _FIELDS
+        or not all(type(key) is int for key in fields)  # True or 1.0 equal 1, but are not
+    ):
+        raise RemoteProtocolError(DropReason.MALFORMED, "payload is not the envelope map")
+    return fields
+
+
 def verify_unit(
     unit: bytes,
     mesh: str,
@@ -237,17 +339,7 @@ def verify_unit(
     signed_end = len(unit) - _SIGNATURE_SIZE - len(_SIGNATURE_HEADER)
     payload_with_header = unit[_KID_END:signed_end]
     header_size = {0x58: 2, 0x59: 3, 0x5A: 5}.get(unit[_KID_END], 1)
-    payload = payload_with_header[header_size:]
-    try:
-        fields = decode(payload, max_depth=limits.max_body_depth + 1)
-    except CborError as exc:
-        raise RemoteProtocolError(DropReason.MALFORMED, f"payload: {exc}") from None
-    if (
-        type(fields) is not dict
-        or fields.keys() != _FIELDS
-        or not all(type(key) is int for key in fields)  # True or 1.0 equal 1, but are not
-    ):
-        raise RemoteProtocolError(DropReason.MALFORMED, "payload is not the envelope map")
+    fields = _envelope_fields(payload_with_header[header_size:], limits)
     if fields[FIELD_MESH] != mesh:
         raise RemoteProtocolError(DropReason.WRONG_MESH, "message for another mesh")
     epoch, seq, msg_type = fields[FIELD_EPOCH], fields[FIELD_SEQ], fields[FIELD_TYPE]
@@ -274,4 +366,6 @@ def verify_unit(
         raise RemoteProtocolError(DropReason.SCHEMA, str(exc)) from None
     if replay is not None and not replay.accept(sender, epoch, seq):
         raise RemoteProtocolError(DropReason.REPLAYED, f"epoch {epoch} seq {seq}")
-    return SignedMessage(sender=sender, epoch=epoch, seq=seq, type=msg_type, payload=body)
+    return SignedMessage(
+        sender=sender, epoch=epoch, seq=seq, type=msg_type, payload=decode_body(msg_type, body)
+    )
