@@ -165,7 +165,6 @@ def run_dissemination(sizes: Sizes, seed: int, huge: bool) -> None:
                     f"N=1000 loss {loss:.0%}: everyone informed",
                     result.all_informed,
                     goal,
-                    f"{goal}",
                 )
 
 

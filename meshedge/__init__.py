@@ -1,11 +1,14 @@
 """meshedge: a peer-to-peer edge mesh for Python devices.
 
 Discovery, gossip membership, signed CBOR messages and work stealing, with no central
-server. This namespace is the public API; submodules hold the details.
+server. This namespace is the public API: a curated list of names re-exported from the
+modules that define them (docs/api.md, "Public names", lists each; a test keeps the two
+equal). Submodules hold the details.
 
 The names of the trio runtime (``open_node``, ``NodeConfig``, ``Node``, ``Message``,
-``TaskRegistry``, ``TaskError``, ...) load on first use, so ``import meshedge`` stays
-cheap for code that only signs and verifies messages.
+``TaskRegistry``, ``TaskError``, ...) and of work stealing (``StealingTiming``) load on
+first use, so ``import meshedge`` stays cheap for code that only signs and verifies
+messages.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from .core.events import (
     BroadcastReceived,
+    LeaveCompleted,
     MemberEvent,
     MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberRecovered,
+    MembershipEvent,
     MemberSuspected,
     MemberUpdated,
+    MessageReceived,
 )
 from .core.member import Address, Member, MemberState
 from .core.timing import Timing
@@ -38,6 +44,7 @@ from .identity import Identity, NodeId
 from .wire import Keyring, TrustPolicy, WireLimits
 
 if TYPE_CHECKING:
+    from .core.stealing import StealingTiming
     from .runtime.config import NodeConfig
     from .runtime.node import Message, Node, open_node
     from .runtime.tasks import TaskError, TaskRegistry, UnknownTaskError
@@ -46,6 +53,7 @@ __version__ = "0.1.0"
 
 # name -> module that defines it, imported when the name is first used
 _LAZY = {
+    "StealingTiming": ".core.stealing",
     "NodeConfig": ".runtime.config",
     "Message": ".runtime.node",
     "Node": ".runtime.node",
@@ -72,6 +80,7 @@ __all__ = [
     "Identity",
     "KeyFileError",
     "Keyring",
+    "LeaveCompleted",
     "LocalProtocolError",
     "Member",
     "MemberEvent",
@@ -82,13 +91,16 @@ __all__ = [
     "MemberState",
     "MemberSuspected",
     "MemberUpdated",
+    "MembershipEvent",
     "MeshError",
     "Message",
+    "MessageReceived",
     "Node",
     "NodeConfig",
     "NodeId",
     "PeerUnavailableError",
     "RemoteProtocolError",
+    "StealingTiming",
     "TaskError",
     "TaskRegistry",
     "Timing",

@@ -1,24 +1,23 @@
-"""Shared helpers of the membership tests: simulations and a capturing in-memory wire.
+"""Shared helpers of the membership tests: simulations, and cores on an in-memory network.
 
-Everything runs on virtual time: either through ``meshedge.sim.Simulation`` or by
-driving ``Membership`` cores directly over a perfect in-memory wire (``Wire`` below),
-which lets a test capture and forge datagrams. No sockets, no wall clock.
+Everything runs on virtual time: either through ``meshedge.sim.Simulation`` (latency,
+crashes, pauses) or through ``meshedge.testing.CoreMesh`` (``joined`` below), which lets
+a test capture real traffic and hand forged bytes to any core. No sockets, no wall clock.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
 import cbor2
 from wire_helpers import sign_message
 
-from meshedge import Address, Identity, MemberState, NodeId, Timing
+from meshedge import Identity, MemberState, NodeId, Timing
 from meshedge.core.events import MembershipEvent
-from meshedge.core.membership import Membership
 from meshedge.sim import Simulation
-from meshedge.wire import ED25519, MessageType
+from meshedge.testing import CoreMesh
+from meshedge.wire import MessageType
 
 LAN = Timing.lan()
 ALIVE, SUSPECT, DEAD, LEFT = (
@@ -75,83 +74,31 @@ def about(
     ]
 
 
-class Wire:
-    """``count`` Membership cores on a perfect, instant in-memory wire.
+#: The mesh name of the cores that :func:`joined` builds.
+MESH = "wire-test"
 
-    Unlike the simulator it records every datagram sent (so a test can replay or tamper
-    with real traffic) and lets a test hand any bytes to any core. Time is virtual.
+
+def joined(count: int, **options: Any) -> CoreMesh:
+    """``count`` cores on ``meshedge.testing``'s in-memory network, joined through core 0.
+
+    LAN timing; ``options`` go to :class:`~meshedge.testing.CoreMesh` (e.g.
+    ``record=True`` to capture real traffic to replay or tamper with). Time is virtual;
+    hand any bytes to a core with ``mesh.inject_datagram``.
     """
+    mesh = CoreMesh(count, mesh=MESH, timing=LAN, **options)
+    mesh.join_all()
+    return mesh
 
-    MESH = "wire-test"
 
-    def __init__(self, count: int, *, signatures: Any = ED25519) -> None:
-        self.now = 0.0
-        self.identities = [Identity.from_seed(bytes([i + 1]) * 32, epoch=1) for i in range(count)]
-        self.addresses: list[Address] = [(f"h{i}", 7946) for i in range(count)]
-        self.cores = [
-            Membership(
-                identity,
-                mesh=self.MESH,
-                address=address,
-                now=0.0,
-                rng=random.Random(i),
-                timing=LAN,
-                signatures=signatures,
-            )
-            for i, (identity, address) in enumerate(
-                zip(self.identities, self.addresses, strict=True)
-            )
-        ]
-        self._index = {address: i for i, address in enumerate(self.addresses)}
-        #: Every datagram sent: (data, source index, destination index).
-        self.sent: list[tuple[bytes, int, int]] = []
-        #: Events pulled from each core.
-        self.events: list[list[MembershipEvent]] = [[] for _ in self.cores]
-        for core in self.cores[1:]:
-            core.join([self.addresses[0]], self.now)
-        self._flush()
+def drops(mesh: CoreMesh, index: int) -> dict[str, int]:
+    """Core ``index``'s drop counters by reason."""
+    counters: dict[str, int] = mesh.cores[index].membership.statistics()["drops"]
+    return counters
 
-    def _flush(self) -> None:
-        busy = True
-        while busy:
-            busy = False
-            for i, core in enumerate(self.cores):
-                for data, addr in core.datagrams_to_send():
-                    busy = True
-                    j = self._index[addr]
-                    self.sent.append((data, i, j))
-                    self.cores[j].receive_datagram(data, self.addresses[i], self.now)
-                for data, addr in core.frames_to_send():
-                    busy = True
-                    j = self._index[addr]
-                    self.cores[j].receive_frame(data, self.addresses[i], self.now)
-                while (event := core.next_event()) is not None:
-                    self.events[i].append(event)
 
-    def run_for(self, seconds: float) -> None:
-        end = self.now + seconds
-        while True:
-            deadline = min(core.get_timer() for core in self.cores)
-            if deadline > end:
-                break
-            self.now = max(self.now, deadline)
-            for core in self.cores:
-                if core.get_timer() <= self.now:
-                    core.handle_timer(self.now)
-            self._flush()
-        self.now = end
-
-    def deliver(self, to: int, data: bytes, source: Address = ("attacker", 1)) -> None:
-        """Hand ``data`` to core ``to`` as a datagram, then let the mesh react."""
-        self.cores[to].receive_datagram(data, source, self.now)
-        self._flush()
-
-    def drops(self, index: int) -> dict[str, int]:
-        drops: dict[str, int] = self.cores[index].statistics()["drops"]
-        return drops
-
-    def sign(self, signer: int, msg_type: MessageType, body: Any) -> bytes:
-        return sign_message(self.identities[signer], body, mesh=self.MESH, type=msg_type)
+def sign(mesh: CoreMesh, signer: int, msg_type: MessageType, body: Any) -> bytes:
+    """A unit of type ``msg_type`` over any ``body``, signed with core ``signer``'s key."""
+    return sign_message(mesh.identities[signer], body, mesh=MESH, type=msg_type)
 
 
 def craft_unit(identity: Identity, fields: dict[int, Any]) -> bytes:

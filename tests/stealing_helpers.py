@@ -1,24 +1,23 @@
-"""Two work-stealing cores wired together in memory, for the tests of one concept each.
+"""Work stealing between whole node cores on ``meshedge.testing``'s in-memory network.
 
-An *origin* that submits and runs nothing, and a *thief* with ``slots`` slots. Messages
-are delivered at once and in order; time moves only when a test says so.
+:func:`pair` builds an *origin* (core 0) that submits and runs nothing, and a *thief*
+(core 1) with ``slots`` slots, in a formed :class:`~meshedge.testing.CoreMesh`. Messages
+are delivered at once and in order; time moves only when a test says so; a started task
+runs until the test finishes it. ``member`` serves the tests of one stealing core alone.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
+from meshedge.core.config import TaskSetup
 from meshedge.core.member import Member, MemberState
-from meshedge.core.stealing import (
-    Outgoing,
-    StealingTiming,
-    Task,
-    TaskFinished,
-    TaskOutcome,
-    WorkStealing,
-)
-from meshedge.identity import Identity, NodeId
+from meshedge.core.stealing import StealingTiming, Task, TaskFinished, TaskOutcome
+from meshedge.identity import NodeId
+from meshedge.testing import CoreMesh
+
+#: The core indexes of a :func:`pair`.
+ORIGIN, THIEF = 0, 1
 
 
 def member(node_id: NodeId, state: MemberState = MemberState.ALIVE, incarnation: int = 1) -> Member:
@@ -26,74 +25,31 @@ def member(node_id: NodeId, state: MemberState = MemberState.ALIVE, incarnation:
     return Member(node_id, ("127.0.0.1", 1), state, 1, incarnation, {})
 
 
-def deliver_one(receiver: WorkStealing, sender: NodeId, out: Outgoing, now: float) -> None:
-    """Hand one outgoing message to its receiver, as the node core would."""
-    receiver.receive(sender, out.body.TYPE, out.body, now)
+def pair(slots: int = 1, timing: StealingTiming | None = None) -> CoreMesh:
+    """An origin (no slots) and a thief (``slots``) that know each other, running "job"."""
+    timing = timing or StealingTiming(load_interval=0.04)
+    setups = [TaskSetup(can_run=frozenset({"job"}), slots=n, timing=timing) for n in (0, slots)]
+    return CoreMesh(2, prejoined=True, tasks=setups, run_task=lambda index, task: None)
 
 
-class Pair:
-    """An origin (no slots) and a thief (``slots``) that know each other."""
+def submit(mesh: CoreMesh) -> bytes:
+    """The origin submits one "job"; returns its id."""
+    return mesh.submit(ORIGIN, "job").id
 
-    def __init__(self, slots: int = 1, timing: StealingTiming | None = None) -> None:
-        timing = timing or StealingTiming(load_interval=0.04)
-        self.origin_id = Identity.generate().node_id
-        self.thief_id = Identity.generate().node_id
-        self.origin = WorkStealing(
-            self.origin_id, slots=0, tags={}, can_run={"job"}, rng=random.Random(1), timing=timing
-        )
-        self.thief = WorkStealing(
-            self.thief_id,
-            slots=slots,
-            tags={},
-            can_run={"job"},
-            rng=random.Random(2),
-            timing=timing,
-        )
-        self.cores = {self.origin_id: self.origin, self.thief_id: self.thief}
-        self.now = 0.0
-        self.running: list[Task] = []
-        self.finished: list[TaskFinished] = []
-        self.origin.member_changed(member(self.thief_id), 0.0)
-        self.thief.member_changed(member(self.origin_id), 0.0)
-        self.deliver()
 
-    def submit(self) -> bytes:
-        """The origin submits one task; returns its id."""
-        task = self.origin.new_task("job")
-        self.origin.submit(task, self.now)
-        self.deliver()
-        return task.id
+def running(mesh: CoreMesh) -> list[Task]:
+    """The tasks the thief runs, in order of start."""
+    return list(mesh.running[THIEF].values())
 
-    def deliver(self) -> None:
-        """Hand every message to its receiver, until none is left."""
-        moved = True
-        while moved:
-            moved = False
-            for sender_id, sender in self.cores.items():
-                for out in sender.messages_to_send():
-                    deliver_one(self.cores[out.peer], sender_id, out, self.now)
-                    moved = True
-            self.running += self.thief.tasks_to_start()
-            while (event := self.origin.next_event()) is not None:
-                self.finished.append(event)
 
-    def finish_running(self, value: Any = None) -> None:
-        """The thief's running tasks return ``value``."""
-        running, self.running = self.running, []
-        for task in running:
-            self.thief.task_done(task.id, TaskOutcome.returned(value), self.now)
-        self.deliver()
+def finished(mesh: CoreMesh) -> list[TaskFinished]:
+    """The outcomes that reached the origin, in order."""
+    return mesh.events_of(ORIGIN, TaskFinished)
 
-    def advance(self, seconds: float) -> None:
-        """Move time on, running every timer due meanwhile."""
-        end = self.now + seconds
-        while (due := min(core.get_timer() for core in self.cores.values())) <= end:
-            self.now = max(self.now, due)
-            for core in self.cores.values():
-                if core.get_timer() <= self.now:
-                    core.handle_timer(self.now)
-            self.deliver()
-        self.now = end
+
+def finish_running(mesh: CoreMesh, value: Any = None) -> None:
+    """The thief's running tasks return ``value``."""
+    mesh.finish_all(THIEF, TaskOutcome.returned(value))
 
 
 def ids(tasks: list[Task]) -> list[bytes]:

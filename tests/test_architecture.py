@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,47 @@ def test_every_export_of_meshedge_is_importable_with_star() -> None:
     scope: dict[str, object] = {}
     exec("from meshedge import *", scope)
     assert set(meshedge.__all__) <= set(scope)
+
+
+API_DOC = PACKAGE.parent / "docs" / "api.md"
+
+
+def _documented_public_names() -> dict[str, set[str]]:
+    """The names in the tables of docs/api.md's "Public names", by namespace.
+
+    The convention: each name is written in backticks as ``meshedge.X`` or
+    ``meshedge.wire.X`` in a table row of that section; prose there is not read.
+    """
+    text = API_DOC.read_text(encoding="utf-8")
+    start = text.index("\n## Public names\n")
+    end = text.find("\n## ", start + 1)
+    rows = [
+        line for line in text[start : end if end >= 0 else None].splitlines()
+        if line.startswith("|")
+    ]
+    table = "\n".join(rows)
+    return {
+        "meshedge": set(re.findall(r"`meshedge\.(\w+)`", table)),
+        "meshedge.wire": set(re.findall(r"`meshedge\.wire\.(\w+)`", table)),
+    }
+
+
+@pytest.mark.parametrize("namespace", [meshedge, meshedge.wire], ids=lambda m: m.__name__)
+def test_every_export_is_listed_in_the_api_doc_and_every_listed_name_exported(
+    namespace: object,
+) -> None:
+    documented = _documented_public_names()[namespace.__name__]  # type: ignore[attr-defined]
+    exported = set(namespace.__all__)  # type: ignore[attr-defined]
+    assert sorted(exported - documented) == [], "exported but not in docs/api.md"
+    assert sorted(documented - exported) == [], "in docs/api.md but not exported"
+
+
+def test_the_events_a_core_hands_out_are_public() -> None:
+    from meshedge.core import events
+
+    assert {"LeaveCompleted", "MessageReceived", "BroadcastReceived"} <= set(meshedge.__all__)
+    assert meshedge.LeaveCompleted is events.LeaveCompleted
+    assert meshedge.MessageReceived is events.MessageReceived
 
 
 # --- Sizes ------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from runtime_helpers import (
 from wire_helpers import sign_message
 
 from meshedge import Identity, Keyring
+from meshedge.core.envelope import UNEXPECTED_REASONS
 from meshedge.core.events import MemberEvent, MemberJoined
 from meshedge.core.member import Address
 from meshedge.runtime.node import Message, Node, open_node
@@ -72,7 +73,10 @@ class Mesh:
         return self.nodes[0]
 
     def drops(self) -> dict[str, int]:
-        return dict(self.target.statistics()["drops"])
+        stats = self.target.statistics()
+        # Whatever the attack, ``unexpected`` is the sum of the unexpected reasons.
+        assert stats["unexpected"] == sum(stats["drops"][r.value] for r in UNEXPECTED_REASONS)
+        return dict(stats["drops"])
 
 
 @asynccontextmanager

@@ -10,10 +10,10 @@ from membership_helpers import (
     DEAD,
     LAN,
     LEFT,
-    Wire,
     about,
     everywhere,
     formed,
+    joined,
     record_events,
 )
 
@@ -29,6 +29,7 @@ from meshedge import (
 )
 from meshedge.core.events import LeaveCompleted
 from meshedge.sim import Simulation
+from meshedge.testing import CoreMesh
 
 # ---------------------------------------------------------------------- refutation, restart, leave
 
@@ -203,40 +204,42 @@ def leave_completions(events: list[Any]) -> list[LeaveCompleted]:
 
 
 def test_leave_completes_once_when_the_gossip_queue_first_runs_dry() -> None:
-    wire = Wire(4)
-    wire.run_for(5)
-    leaver = wire.cores[3]
-    wire.events[3].clear()
-    leaver.leave(wire.now)
-    wire._flush()
+    mesh = joined(4)
+    mesh.advance(5)
+    leaver = mesh.cores[3].membership
+    mesh.events[3].clear()
+    mesh.leave(3)
     # The LEFT statement is queued to be sent many more times than one round can.
     assert leaver.statistics()["queued_updates"] > 0
-    assert leave_completions(wire.events[3]) == []
+    assert leave_completions(mesh.events[3]) == []
     # Step the mesh; the event comes with the first step after which nothing is queued.
     for _ in range(200):
         dry = leaver.statistics()["queued_updates"] == 0
-        assert leave_completions(wire.events[3]) == [], "completed before the queue ran dry"
+        assert leave_completions(mesh.events[3]) == [], "completed before the queue ran dry"
         if dry:
             break
-        wire.run_for(0.05)
-        if leave_completions(wire.events[3]):
+        mesh.advance(0.05)
+        if leave_completions(mesh.events[3]):
             assert leaver.statistics()["queued_updates"] == 0
             break
-    assert leave_completions(wire.events[3]) == [LeaveCompleted(leaver.id)]
+    assert leave_completions(mesh.events[3]) == [LeaveCompleted(leaver.id)]
     # Every other node heard of the departure by then.
-    views = [core.member(leaver.id) for core in wire.cores[:3]]
+    views = [core.member(leaver.id) for core in mesh.cores[:3]]
     assert all(member is not None and member.state == LEFT for member in views)
     # Once only, however long the node is driven, and leave() again changes nothing.
-    leaver.leave(wire.now)
-    wire.run_for(30)
-    assert len(leave_completions(wire.events[3])) == 1
+    mesh.leave(3)
+    mesh.advance(30)
+    assert len(leave_completions(mesh.events[3])) == 1
 
 
 def test_leave_completes_at_once_when_nobody_is_left_to_tell() -> None:
-    wire = Wire(1)
-    core = wire.cores[0]
-    core.leave(0.0)
-    assert core.next_event() == LeaveCompleted(core.id)
+    mesh = CoreMesh(1, timing=LAN)
+    mesh.leave(0)
+    assert mesh.now == 0.0
+    assert mesh.events[0] == [LeaveCompleted(mesh.id(0))]
+    core = mesh.cores[0]
     assert core.next_event() is None
     core.handle_timer(core.get_timer())
     assert core.next_event() is None
+    mesh.advance(30)
+    assert mesh.events[0] == [LeaveCompleted(mesh.id(0))]

@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 import pytest
-from membership_helpers import Wire
+from membership_helpers import joined
 
 from meshedge import Identity, LocalProtocolError, Member, NodeId, Timing
 from meshedge.core.envelope import UNEXPECTED_REASONS, Envelope
@@ -104,9 +104,9 @@ def test_an_envelope_of_another_node_or_with_envelope_arguments_is_refused() -> 
 
 
 def test_unexpected_counts_exactly_the_named_refusals_of_well_signed_messages() -> None:
-    wire = Wire(2)
-    wire.run_for(5)
-    stats = wire.cores[0].statistics()
+    mesh = joined(2)
+    mesh.advance(5)
+    stats = mesh.cores[0].membership.statistics()
     assert stats["unexpected"] == sum(stats["drops"][r.value] for r in UNEXPECTED_REASONS)
     assert set(stats) >= {
         "packets_sent", "bytes_sent", "packets_received", "bytes_received", "frames_sent",

@@ -10,13 +10,15 @@ import random
 from typing import Any
 
 import pytest
-from membership_helpers import ALIVE, Wire, craft_unit, formed
+from membership_helpers import ALIVE, MESH, craft_unit, drops, formed, joined, sign
 from wire_helpers import sign_message
 
 from meshedge import DropReason, Identity, Keyring
 from meshedge.core.member import MemberState
 from meshedge.core.membership import Membership, MembershipLimits
+from meshedge.core.outputs import Datagram
 from meshedge.sim import Simulation
+from meshedge.testing import CoreMesh
 from meshedge.wire import seal_datagram, seal_frame, verify_message
 from meshedge.wire.bodies import Alive, Left, Ping, Sync
 from meshedge.wire.datagram import split_datagram
@@ -24,25 +26,17 @@ from meshedge.wire.message import PROTOCOL_VERSION
 from meshedge.wire.message_types import MessageType
 
 
-def _pair() -> tuple[Membership, Membership]:
-    a = Membership(
-        Identity.generate(), mesh="m", address=("127.0.0.1", 1), now=0.0, rng=random.Random(1)
-    )
-    b = Membership(
-        Identity.generate(), mesh="m", address=("127.0.0.1", 2), now=0.0, rng=random.Random(2)
-    )
-    a.join([("127.0.0.1", 2)], 0.0)
-    for _ in range(3):  # carry the join exchange back and forth
-        for data, _addr in a.frames_to_send():
-            b.receive_frame(data, ("127.0.0.1", 1), 0.0)
-        for data, _addr in b.frames_to_send():
-            a.receive_frame(data, ("127.0.0.1", 2), 0.0)
+def _pair() -> tuple[CoreMesh, Membership, Membership]:
+    """Cores a (0) and b (1) of mesh "m": a joined through b; and their membership cores."""
+    mesh = CoreMesh(2, mesh="m")
+    mesh.join(0, [1])
+    a, b = (core.membership for core in mesh.cores)
     assert b.member(a.id) is not None and a.member(b.id) is not None
-    return a, b
+    return mesh, a, b
 
 
 def test_an_accusation_at_an_incarnation_never_announced_is_refused() -> None:
-    a, b = _pair()
+    mesh, a, b = _pair()
     liar = Identity.generate()
     for target in (a, b):
         for epoch, incarnation in (
@@ -56,7 +50,7 @@ def test_an_accusation_at_an_incarnation_never_announced_is_refused() -> None:
                 type=MessageType.SUSPECT,
             )
             before = b.statistics()
-            b.receive_datagram(seal_datagram([lie]), ("127.0.0.1", 9), 1.0)
+            mesh.inject_datagram(1, seal_datagram([lie]), ("127.0.0.1", 9))
             after = b.statistics()
             assert after["unexpected"] == before["unexpected"] + 1
             assert after["drops"]["unannounced_key"] == before["drops"]["unannounced_key"] + 1
@@ -66,21 +60,21 @@ def test_an_accusation_at_an_incarnation_never_announced_is_refused() -> None:
 
 
 def test_the_same_lie_at_the_accused_node_does_not_crash_it() -> None:
-    a, _ = _pair()
+    mesh, a, _ = _pair()
     lie = sign_message(
         Identity.generate(),
         {1: bytes(a.id), 2: a.identity.epoch, 3: 2**64 - 1},
         mesh="m",
         type=MessageType.SUSPECT,
     )
-    a.receive_datagram(seal_datagram([lie]), ("127.0.0.1", 9), 1.0)
+    mesh.inject_datagram(0, seal_datagram([lie]), ("127.0.0.1", 9))
     assert a.incarnation == 0
     me = a.member(a.id)
     assert me is not None and me.state == MemberState.ALIVE
 
 
 def test_frames_lagging_behind_newer_datagrams_are_not_replays() -> None:
-    a, b = _pair()
+    mesh, a, b = _pair()
     # Frames signed first, delivered after more than a window's worth of datagrams.
     frames = [
         seal_frame(
@@ -93,10 +87,10 @@ def test_frames_lagging_behind_newer_datagrams_are_not_replays() -> None:
     # Sequence numbers above any that a's own signer has used.
     for seq in range(1500):
         ack = sign_message(a.identity, {1: seq}, mesh="m", type=MessageType.ACK, seq=2000 + seq)
-        b.receive_datagram(seal_datagram([ack]), ("127.0.0.1", 1), 2.0)
+        b.receive_datagram(seal_datagram([ack]), mesh.address(0), 2.0)
     replayed = b.statistics()["drops"]["replayed"]
     for data in frames:
-        b.receive_frame(data, ("127.0.0.1", 1), 2.0)
+        b.receive_frame(data, mesh.address(0), 2.0)
     assert b.statistics()["drops"]["replayed"] == replayed
     delivered = []
     while (event := b.next_event()) is not None:
@@ -104,66 +98,69 @@ def test_frames_lagging_behind_newer_datagrams_are_not_replays() -> None:
             delivered.append(event.message.payload.payload)  # type: ignore[union-attr]
     assert delivered == list(range(10))
     # A real replay of a frame is still refused.
-    b.receive_frame(frames[0], ("127.0.0.1", 1), 3.0)
+    b.receive_frame(frames[0], mesh.address(0), 3.0)
     assert b.statistics()["drops"]["replayed"] == replayed + 1
 
 
 def test_a_member_cannot_speak_for_another_member() -> None:
-    wire = Wire(3)
-    wire.run_for(5)
-    x_id = wire.identities[2].node_id
-    x_before = wire.cores[0].member(x_id)
+    mesh = joined(3)
+    mesh.advance(5)
+    x_id = mesh.identities[2].node_id
+    x_before = mesh.cores[0].member(x_id)
     assert x_before is not None and x_before.state == ALIVE
     # Node 1 (Y) signs an ALIVE that carries X's address and new tags. An ALIVE
     # statement is always about its signer, so this only restates Y itself.
-    forged = wire.sign(
-        1, MessageType.ALIVE, {1: 99, 2: list(wire.addresses[2]), 3: {"owned": "yes"}}
+    forged = sign(
+        mesh, 1, MessageType.ALIVE, {1: 99, 2: list(mesh.address(2)), 3: {"owned": "yes"}}
     )
-    wire.deliver(0, seal_datagram([forged]))
-    assert wire.cores[0].member(x_id) == x_before
-    y_view = wire.cores[0].member(wire.identities[1].node_id)
+    mesh.inject_datagram(0, seal_datagram([forged]))
+    assert mesh.cores[0].member(x_id) == x_before
+    y_view = mesh.cores[0].member(mesh.identities[1].node_id)
     assert y_view is not None and y_view.tags == {"owned": "yes"}
     # Y signing with X's key id in the header: the signature does not match X's key.
-    second = wire.sign(1, MessageType.ALIVE, {1: 100, 2: list(wire.addresses[2]), 3: {}})
-    impersonation = second.replace(bytes(wire.identities[1].node_id), bytes(x_id), 1)
-    before = wire.drops(0)["bad_signature"]
-    wire.deliver(0, seal_datagram([impersonation]))
-    assert wire.drops(0)["bad_signature"] == before + 1
-    assert wire.cores[0].member(x_id) == x_before
+    second = sign(mesh, 1, MessageType.ALIVE, {1: 100, 2: list(mesh.address(2)), 3: {}})
+    impersonation = second.replace(bytes(mesh.identities[1].node_id), bytes(x_id), 1)
+    before = drops(mesh, 0)["bad_signature"]
+    mesh.inject_datagram(0, seal_datagram([impersonation]))
+    assert drops(mesh, 0)["bad_signature"] == before + 1
+    assert mesh.cores[0].member(x_id) == x_before
 
 
 def test_a_tampered_forwarded_alive_statement_is_dropped() -> None:
-    wire = Wire(3)
-    wire.run_for(5)
-    x_id = wire.identities[2].node_id
-    x_before = wire.cores[0].member(x_id)
-    genuine = wire.sign(
-        2, MessageType.ALIVE, {1: x_before.incarnation + 1, 2: ["h2", 7946], 3: {"zone": "eu"}}
+    mesh = joined(3)
+    mesh.advance(5)
+    x_id = mesh.identities[2].node_id
+    x_before = mesh.cores[0].member(x_id)
+    genuine = sign(
+        mesh,
+        2,
+        MessageType.ALIVE,
+        {1: x_before.incarnation + 1, 2: list(mesh.address(2)), 3: {"zone": "eu"}},
     )
     tampered = genuine.replace(b"eu", b"us")
     assert tampered != genuine and len(tampered) == len(genuine)
-    before = wire.drops(0)["bad_signature"]
-    wire.deliver(0, seal_datagram([tampered]), source=wire.addresses[1])
-    assert wire.drops(0)["bad_signature"] == before + 1
-    assert wire.cores[0].member(x_id) == x_before
+    before = drops(mesh, 0)["bad_signature"]
+    mesh.inject_datagram(0, seal_datagram([tampered]), mesh.address(1))
+    assert drops(mesh, 0)["bad_signature"] == before + 1
+    assert mesh.cores[0].member(x_id) == x_before
     # The genuine statement, forwarded by anyone, is accepted: the test can fail.
-    wire.deliver(0, seal_datagram([genuine]), source=wire.addresses[1])
-    after = wire.cores[0].member(x_id)
+    mesh.inject_datagram(0, seal_datagram([genuine]), mesh.address(1))
+    after = mesh.cores[0].member(x_id)
     assert after is not None and after.tags == {"zone": "eu"}
 
 
 def test_hostile_datagrams_are_dropped_counted_and_change_nothing() -> None:
-    wire = Wire(3)
-    wire.run_for(5)
-    target = wire.cores[0]
+    mesh = joined(3)
+    mesh.advance(5)
+    target = mesh.cores[0].membership
     members_before = sorted(target.members(), key=lambda m: m.id)
     incarnation_before = target.incarnation
-    events_before = len(wire.events[0])
+    events_before = len(mesh.events[0])
 
     def expect(reason: DropReason, data: bytes) -> None:
-        before = dict(wire.drops(0))
-        target.receive_datagram(data, ("attacker", 1), wire.now)
-        after = wire.drops(0)
+        before = dict(drops(mesh, 0))
+        target.receive_datagram(data, ("attacker", 1), mesh.now)
+        after = drops(mesh, 0)
         changed = {r: after[r] - before[r] for r in after if after[r] != before[r]}
         assert changed == {reason.value: 1}, (reason, changed)
 
@@ -174,58 +171,60 @@ def test_hostile_datagrams_are_dropped_counted_and_change_nothing() -> None:
             noise = b"\x00" + noise
         expect(DropReason.MALFORMED, noise)
     expect(DropReason.MALFORMED, b"")
-    ping = wire.sign(1, MessageType.PING, {1: 1, 2: bytes(target.id)})
+    ping = sign(mesh, 1, MessageType.PING, {1: 1, 2: bytes(target.id)})
     expect(DropReason.MALFORMED, ping[: len(ping) // 2])
     expect(DropReason.MALFORMED, ping + b"\x00")
     expect(DropReason.OVERSIZED, b"\xd2" * 1401)
     other_mesh = sign_message(
-        wire.identities[1],
+        mesh.identities[1],
         {1: 1, 2: bytes(target.id)},
         mesh="another-mesh",
         type=MessageType.PING,
     )
     expect(DropReason.WRONG_MESH, other_mesh)
     expect(DropReason.DECRYPT_FAILED, seal_datagram([ping], keyring=Keyring([bytes(32)])))
-    sender = wire.identities[1]
+    sender = mesh.identities[1]
     # Crafted envelopes carry the protocol version (field 6), or the version check
     # refuses them before the type and the body are looked at.
-    envelope = {1: Wire.MESH, 2: sender.epoch, 3: 10**6, 4: 99, 5: None, 6: PROTOCOL_VERSION}
+    envelope = {1: MESH, 2: sender.epoch, 3: 10**6, 4: 99, 5: None, 6: PROTOCOL_VERSION}
     expect(DropReason.UNKNOWN_TYPE, craft_unit(sender, envelope))
     alive = int(MessageType.ALIVE)
-    bad_body = {1: Wire.MESH, 2: sender.epoch, 3: 10**6 + 1, 4: alive, 5: {1: "x"}, 6: 1}
+    bad_body = {1: MESH, 2: sender.epoch, 3: 10**6 + 1, 4: alive, 5: {1: "x"}, 6: 1}
     expect(DropReason.SCHEMA, craft_unit(sender, bad_body))
-    unversioned = {1: Wire.MESH, 2: sender.epoch, 3: 10**6 + 2, 4: alive, 5: {1: "x"}}
+    unversioned = {1: MESH, 2: sender.epoch, 3: 10**6 + 2, 4: alive, 5: {1: "x"}}
     expect(DropReason.WRONG_VERSION, craft_unit(sender, unversioned))
 
     assert sorted(target.members(), key=lambda m: m.id) == members_before
     assert target.incarnation == incarnation_before
     assert target.next_event() is None
-    assert len(wire.events[0]) == events_before
+    assert len(mesh.events[0]) == events_before
     assert target.datagrams_to_send() == []  # nothing answered
 
 
 def test_a_replayed_ping_is_dropped_and_not_answered() -> None:
-    wire = Wire(3)
-    wire.run_for(5)
+    mesh = joined(3, record=True)
+    mesh.advance(5)
     # Capture a real probe that node 1 sent to node 0.
     captured = None
-    for data, source, destination in wire.sent:
-        if source == 1 and destination == 0:
-            units = split_datagram(data)
-            first = verify_message(units[0], mesh=Wire.MESH, max_size=len(units[0]))
+    assert mesh.traffic is not None
+    for source, destination, item in mesh.traffic:
+        if (source, destination) == (1, 0) and isinstance(item, Datagram):
+            units = split_datagram(item.data)
+            first = verify_message(units[0], mesh=MESH, max_size=len(units[0]))
             if first.type == MessageType.PING:
-                captured = data
+                captured = item.data
     assert captured is not None
-    members_before = sorted(wire.cores[0].members(), key=lambda m: m.id)
-    before = wire.drops(0)["replayed"]
-    wire.cores[0].receive_datagram(captured, wire.addresses[1], wire.now)
-    assert wire.drops(0)["replayed"] == before + 1
-    assert wire.cores[0].datagrams_to_send() == []  # no ack for a replay
-    assert sorted(wire.cores[0].members(), key=lambda m: m.id) == members_before
+    core = mesh.cores[0].membership
+    members_before = sorted(core.members(), key=lambda m: m.id)
+    before = drops(mesh, 0)["replayed"]
+    core.receive_datagram(captured, mesh.address(1), mesh.now)
+    assert drops(mesh, 0)["replayed"] == before + 1
+    assert core.datagrams_to_send() == []  # no ack for a replay
+    assert sorted(core.members(), key=lambda m: m.id) == members_before
     # A fresh ping is answered (so the check above can fail).
-    fresh = wire.sign(1, MessageType.PING, {1: 7, 2: bytes(wire.cores[0].id)})
-    wire.cores[0].receive_datagram(seal_datagram([fresh]), wire.addresses[1], wire.now)
-    assert [addr for _, addr in wire.cores[0].datagrams_to_send()] == [wire.addresses[1]]
+    fresh = sign(mesh, 1, MessageType.PING, {1: 7, 2: bytes(core.id)})
+    core.receive_datagram(seal_datagram([fresh]), mesh.address(1), mesh.now)
+    assert [addr for _, addr in core.datagrams_to_send()] == [mesh.address(1)]
 
 
 def test_messages_of_another_mesh_never_merge_two_meshes() -> None:
@@ -253,7 +252,7 @@ def test_messages_of_another_mesh_never_merge_two_meshes() -> None:
 def _stranger_unit(kind: str, target: Membership) -> bytes:
     """A well-signed unit of a key the open trust policy admits, fresh for every window."""
     stranger = Identity.generate()
-    mesh = Wire.MESH
+    mesh = MESH
     if kind == "ping_for_another":
         return sign_message(stranger, Ping(1, stranger.node_id), mesh=mesh)
     if kind == "ping":
@@ -284,16 +283,16 @@ def _stranger_unit(kind: str, target: Membership) -> bytes:
 def test_a_well_signed_message_out_of_place_is_dropped_under_its_reason(
     transport: str, kind: str, reason: DropReason
 ) -> None:
-    wire = Wire(3)
-    wire.run_for(5)
-    target = wire.cores[0]
+    mesh = joined(3)
+    mesh.advance(5)
+    target = mesh.cores[0].membership
     members_before = sorted(target.members(), key=lambda m: m.id)
     before = target.statistics()
     unit = _stranger_unit(kind, target)
     if transport == "datagram":
-        target.receive_datagram(seal_datagram([unit]), ("attacker", 1), wire.now)
+        target.receive_datagram(seal_datagram([unit]), ("attacker", 1), mesh.now)
     else:
-        target.receive_frame(seal_frame(unit), ("attacker", 1), wire.now)
+        target.receive_frame(seal_frame(unit), ("attacker", 1), mesh.now)
     after = target.statistics()
     rose = {r: n - before["drops"][r] for r, n in after["drops"].items() if n != before["drops"][r]}
     assert rose == {reason.value: 1}
@@ -310,16 +309,16 @@ def test_a_well_signed_message_out_of_place_is_dropped_under_its_reason(
 def test_a_sync_carrying_a_non_statement_drops_just_that_unit(
     kind: str, reason: DropReason
 ) -> None:
-    wire = Wire(2)
-    wire.run_for(5)
-    target = wire.cores[0]
+    mesh = joined(2)
+    mesh.advance(5)
+    target = mesh.cores[0].membership
     stranger = Identity.generate()
-    newcomer = sign_message(stranger, Alive(0, ("h9", 1), {}), mesh=Wire.MESH)
+    newcomer = sign_message(stranger, Alive(0, ("h9", 1), {}), mesh=MESH)
     misplaced = _stranger_unit(kind, target)
     body = Sync(bytes(16), ("h9", 1), statements=(misplaced, newcomer))
-    frame = seal_frame(sign_message(Identity.generate(), body, mesh=Wire.MESH))
+    frame = seal_frame(sign_message(Identity.generate(), body, mesh=MESH))
     before = target.statistics()
-    target.receive_frame(frame, ("attacker", 1), wire.now)
+    target.receive_frame(frame, ("attacker", 1), mesh.now)
     after = target.statistics()
     rose = {r: n - before["drops"][r] for r, n in after["drops"].items() if n != before["drops"][r]}
     assert rose == {reason.value: 1}
@@ -332,15 +331,14 @@ def test_a_sync_carrying_a_non_statement_drops_just_that_unit(
 def test_a_new_member_beyond_max_members_is_dropped_as_members_full() -> None:
     core = Membership(
         Identity.generate(),
-        mesh=Wire.MESH,
+        mesh=MESH,
         address=("h0", 1),
         now=0.0,
         rng=random.Random(1),
         bounds=MembershipLimits(max_members=2),
     )
     units = [
-        sign_message(Identity.generate(), Alive(0, (f"h{i}", 1), {}), mesh=Wire.MESH)
-        for i in (1, 2)
+        sign_message(Identity.generate(), Alive(0, (f"h{i}", 1), {}), mesh=MESH) for i in (1, 2)
     ]
     core.receive_datagram(seal_datagram(units), ("h1", 1), 0.0)
     assert len(core.members()) == 2  # itself and the first newcomer

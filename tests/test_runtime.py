@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import errno
 import math
+import re
 import socket
 import time
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +41,7 @@ from runtime_helpers import (
 )
 
 from meshedge import Identity, Keyring, LocalProtocolError, TrustPolicy
+from meshedge.core.envelope import UNEXPECTED_REASONS
 from meshedge.core.events import (
     MemberEvent,
     MemberFailed,
@@ -48,9 +51,23 @@ from meshedge.core.events import (
     MemberUpdated,
 )
 from meshedge.core.member import MemberState
+from meshedge.core.statistics import (
+    CORE_SECTIONS,
+    MEMBERSHIP_SECTIONS,
+    NODE_KEYS,
+    NODE_SECTIONS,
+    TASK_KEYS,
+    TASK_SECTIONS,
+    MembershipCounters,
+    MembershipTraffic,
+    MessageCounters,
+    TransportCounters,
+    disjoint_keys,
+    merge,
+)
 from meshedge.core.stealing import StealingTiming
 from meshedge.core.timing import Timing
-from meshedge.errors import MeshError, PeerUnavailableError, UnknownPeerError
+from meshedge.errors import DropReason, MeshError, PeerUnavailableError, UnknownPeerError
 from meshedge.runtime.addresses import is_ip
 from meshedge.runtime.config import NodeConfig
 from meshedge.runtime.exception_groups import unwrap_lone_exception
@@ -456,6 +473,57 @@ async def test_statistics_count_messages_traffic_and_connections(
             assert sum(stats["drops"].values()) == 0  # a clean mesh drops nothing
             assert stats["connections_refused"] == stats["frames_timed_out"] == 0
             assert stats["events_dropped_slow_consumer"] == 0
+
+
+async def test_statistics_produce_each_declared_key_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    registry = TaskRegistry()
+
+    @registry.task(name="double")
+    async def double(x: int) -> int:
+        return 2 * x
+
+    config = make_config(unique_mesh())
+    async with open_node(config) as plain, open_node(config, tasks=registry) as worker:
+        assert set(plain.statistics()) == NODE_KEYS - {"tasks"}
+        assert await worker.submit("double", 21) == 42
+        stats = worker.statistics()
+        assert set(stats) == NODE_KEYS and set(stats["tasks"]) == TASK_KEYS
+        assert stats["tasks"]["submitted"] == stats["tasks"]["completed"] == 1
+        # Every key comes from exactly one section: the sections' sizes add up.
+        assert len(NODE_KEYS) == sum(len(kind.keys()) for kind in NODE_SECTIONS) + 1
+        assert stats["unexpected"] == sum(stats["drops"][r.value] for r in UNEXPECTED_REASONS)
+        assert set(stats["drops"]) == {reason.value for reason in DropReason}
+        # A new dict each time: changing one changes nothing in the node.
+        stats["drops"]["malformed"] += 1
+        assert worker.statistics()["drops"]["malformed"] == 0
+
+
+def test_statistics_refuse_a_key_with_two_owners() -> None:
+    for sections in (MEMBERSHIP_SECTIONS, CORE_SECTIONS, TASK_SECTIONS, NODE_SECTIONS):
+        assert len(disjoint_keys(*sections)) == sum(len(kind.keys()) for kind in sections)
+    # The membership core's own traffic and the sockets' share names, so never one dict.
+    with pytest.raises(TypeError, match="two owners"):
+        disjoint_keys(*CORE_SECTIONS, MembershipTraffic, TransportCounters)
+    with pytest.raises(TypeError, match="two owners"):
+        merge(TransportCounters(), MembershipTraffic())
+    with pytest.raises(TypeError, match="two owners"):
+        merge({"members": 1}, MembershipCounters())
+    assert merge(MessageCounters(3), {"tasks": {}}) == {"messages_received": 3, "tasks": {}}
+
+
+def test_the_api_doc_gives_every_statistics_key_its_meaning() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text("utf-8")
+    table = text[text.index("\n## Statistics\n") : text.index("\n## Public names\n")]
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| `")]
+    documented = set(re.findall(r"`(\w+)`", " ".join(rows)))
+    assert documented == NODE_KEYS
+    tasks = text[text.index("\n## Tasks (work stealing)\n") : text.index("\n## `Message`\n")]
+    paragraph = tasks[tasks.index('`node.statistics()["tasks"]`') :]
+    assert set(re.findall(r"`(\w+)`", paragraph)) >= TASK_KEYS
+    drops_row = next(line for line in table.splitlines() if line.startswith("| `drops`"))
+    assert {reason.value for reason in DropReason} <= set(re.findall(r"`(\w+)`", drops_row))
 
 
 # -- keys and trust --------------------------------------------------------------------

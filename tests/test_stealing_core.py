@@ -1,4 +1,9 @@
-"""The work-stealing core on its own: a tiny in-memory mesh, messages delivered at once."""
+"""The work-stealing core: between whole node cores, and alone where a test hands it messages.
+
+Whole cores run on ``meshedge.testing.CoreMesh`` (a formed mesh, messages delivered at
+once, every started task running until the test finishes it); a test that must hand a
+stealing core a message, or lose its renewals, calls that core itself.
+"""
 
 from __future__ import annotations
 
@@ -9,109 +14,89 @@ from collections.abc import Mapping
 import pytest
 
 from meshedge import LocalProtocolError
+from meshedge.core.config import TaskSetup
 from meshedge.core.member import Member, MemberState
 from meshedge.core.stealing import StealingTiming, Task, TaskFinished, TaskOutcome, WorkStealing
-from meshedge.identity import Identity, NodeId
-from meshedge.wire.bodies import Lease, Load, Steal, Tasks
+from meshedge.identity import Identity
+from meshedge.testing import CoreMesh
+from meshedge.wire.bodies import Dead, Lease, Load, Steal, Tasks
 from meshedge.wire.message_types import MessageType
 
 TIMING = StealingTiming(load_interval=0.04, lease_timeout=3.0)
 
 
-class Mesh:
-    """Cores that know each other; ``deliver`` runs messages until none are left."""
+def mesh_of(slots: list[int], tags: list[Mapping[str, str]] | None = None) -> CoreMesh:
+    """Formed cores with these slots (and tags) that all run "job"; tasks wait for finish."""
+    setups = [TaskSetup(can_run=frozenset({"job"}), slots=n, timing=TIMING) for n in slots]
+    return CoreMesh(
+        len(slots),
+        prejoined=True,
+        tasks=setups,
+        tags=dict(enumerate(tags or [])),
+        run_task=lambda index, task: None,
+    )
 
-    def __init__(self, slots: list[int], tags: list[Mapping[str, str]] | None = None) -> None:
-        tags = tags or [{} for _ in slots]
-        self.ids = [Identity.generate().node_id for _ in slots]
-        self.cores = [
-            WorkStealing(
-                node_id,
-                slots=n,
-                tags=t,
-                can_run={"job"},
-                rng=random.Random(i),
-                timing=TIMING,
-            )
-            for i, (node_id, n, t) in enumerate(zip(self.ids, slots, tags, strict=True))
-        ]
-        self.now = 0.0
-        self.started: dict[int, list[Task]] = {i: [] for i in range(len(slots))}
-        self.cancelled: dict[int, list[bytes]] = {i: [] for i in range(len(slots))}
-        self.finished: list[TaskFinished] = []
-        for i, core in enumerate(self.cores):
-            for j in range(len(self.ids)):
-                if i != j:
-                    core.member_changed(self.member(j), self.now)
-        self.deliver()
 
-    def member(self, j: int, state: MemberState = MemberState.ALIVE) -> Member:
-        tags = self.cores[j].tags if hasattr(self, "cores") else {}
-        return Member(self.ids[j], ("h", j), state, 0, 1, tags)
+def stealing(mesh: CoreMesh, index: int) -> WorkStealing:
+    """Core ``index``'s work-stealing core."""
+    core = mesh.cores[index].stealing
+    assert core is not None
+    return core
 
-    def index(self, node_id: NodeId) -> int:
-        return self.ids.index(node_id)
 
-    def deliver(self, *, drop_to: int | None = None) -> None:
-        moved = True
-        while moved:
-            moved = False
-            for i, core in enumerate(self.cores):
-                self.started[i] += core.tasks_to_start()
-                self.cancelled[i] += core.tasks_to_cancel()
-                while (event := core.next_event()) is not None:
-                    self.finished.append(event)
-                for out in core.messages_to_send():
-                    j = self.index(out.peer)
-                    if j == drop_to:
-                        continue
-                    self.cores[j].receive(self.ids[i], out.body.TYPE, out.body, self.now)
-                    moved = True
+def submit(mesh: CoreMesh, origin: int, requires: Mapping[str, str] | None = None) -> Task:
+    task = mesh.submit(origin, "job", [1], requires=requires)
+    mesh.advance(TIMING.load_interval)  # the load advert is rate-limited
+    return task
 
-    def advance(self, seconds: float) -> None:
-        end = self.now + seconds
-        while True:
-            due = min(core.get_timer() for core in self.cores)
-            if due > end:
-                break
-            self.now = max(self.now, due)
-            for core in self.cores:
-                if core.get_timer() <= self.now:
-                    core.handle_timer(self.now)
-            self.deliver()
-        self.now = end
 
-    def submit(self, origin: int, requires: Mapping[str, str] | None = None) -> Task:
-        task = Task(os.urandom(16), self.ids[origin], "job", [1], {}, dict(requires or {}))
-        self.cores[origin].submit(task, self.now)
-        self.deliver()
-        self.advance(TIMING.load_interval)  # the load advert is rate-limited
-        return task
+def finish(mesh: CoreMesh, node: int, task: Task, value: object = "ok") -> None:
+    mesh.finish_task(node, task.id, TaskOutcome.returned(value))
+    mesh.advance(TIMING.result_delay * 2)
 
-    def finish(self, node: int, task: Task, value: object = "ok") -> None:
-        self.cores[node].task_done(task.id, TaskOutcome.returned(value), self.now)
-        self.deliver()
-        self.advance(TIMING.result_delay * 2)
+
+def started(mesh: CoreMesh, node: int) -> list[Task]:
+    """The tasks ``node`` runs, in order of start."""
+    return list(mesh.running[node].values())
+
+
+def first_running(mesh: CoreMesh, node: int) -> Task:
+    return started(mesh, node)[0]
+
+
+def outcomes(mesh: CoreMesh) -> list[TaskFinished]:
+    """Every task outcome that reached its origin, in order."""
+    return [event for _, _, event in mesh.log if isinstance(event, TaskFinished)]
+
+
+def declare_dead(mesh: CoreMesh, observer: int, subject: int, accuser: int) -> None:
+    """``accuser`` tells ``observer`` that ``subject`` is dead, as SWIM's verdict would."""
+    member = mesh.cores[observer].member(mesh.id(subject))
+    assert member is not None
+    envelope = mesh.cores[accuser].envelope
+    unit = envelope.sign(Dead(member.id, member.epoch, member.incarnation))
+    mesh.inject_datagram(observer, envelope.seal_datagram([unit]), mesh.address(accuser))
+    assert mesh.state(observer, subject) == MemberState.DEAD
 
 
 def test_idle_nodes_steal_and_results_go_home_once() -> None:
-    mesh = Mesh([0, 1, 1])
-    tasks = [mesh.submit(0) for _ in range(6)]
-    assert mesh.started[1] and mesh.started[2]
+    mesh = mesh_of([0, 1, 1])
+    tasks = [submit(mesh, 0) for _ in range(6)]
+    assert mesh.running[1] and mesh.running[2]
     for node in (1, 2):
-        while mesh.started[node]:
-            mesh.finish(node, mesh.started[node].pop(0))
-    finished = {event.task_id for event in mesh.finished}
+        while mesh.running[node]:
+            finish(mesh, node, first_running(mesh, node))
+    finished = {event.task_id for event in outcomes(mesh)}
     assert finished == {task.id for task in tasks}
-    assert len(mesh.finished) == len(tasks)
-    assert mesh.cores[0].pending() == 0
+    assert len(outcomes(mesh)) == len(tasks)
+    assert stealing(mesh, 0).pending() == 0
 
 
 def test_a_victim_gives_at_most_half_of_its_queue_oldest_first() -> None:
-    mesh = Mesh([0, 0])  # the thief has no slot: steal by hand
-    tasks = [mesh.submit(0) for _ in range(10)]
-    origin = mesh.cores[0]
-    origin.receive(mesh.ids[1], MessageType.STEAL, Steal(request=1, wanted=100), mesh.now)
+    mesh = mesh_of([0, 0])  # the thief has no slot: steal by hand
+    tasks = [submit(mesh, 0) for _ in range(10)]
+    origin = stealing(mesh, 0)
+    origin.receive(mesh.id(1), MessageType.STEAL, Steal(request=1, wanted=100), mesh.now)
     answer = [m.body for m in origin.messages_to_send() if isinstance(m.body, Tasks)]
     assert len(answer) == 1
     assert [task.id for task in answer[0].tasks] == [task.id for task in tasks[:5]]
@@ -119,88 +104,85 @@ def test_a_victim_gives_at_most_half_of_its_queue_oldest_first() -> None:
 
 
 def test_requirements_decide_who_may_run_a_task() -> None:
-    mesh = Mesh([0, 1, 1], tags=[{}, {"zone": "us"}, {"zone": "eu"}])
-    eu = [mesh.submit(0, {"zone": "eu"}) for _ in range(4)]
-    assert not mesh.started[1]
-    assert {t.id for t in mesh.started[2]} <= {t.id for t in eu}
+    mesh = mesh_of([0, 1, 1], tags=[{}, {"zone": "us"}, {"zone": "eu"}])
+    eu = [submit(mesh, 0, {"zone": "eu"}) for _ in range(4)]
+    assert not mesh.running[1]
+    assert set(mesh.running[2]) <= {t.id for t in eu}
     for task in eu:
-        while not any(s.id == task.id for s in mesh.started[2]):
-            mesh.finish(2, mesh.started[2].pop(0))
-    assert all(t.requires == {"zone": "eu"} for t in mesh.started[2])
-    assert not mesh.started[1]
+        while task.id not in mesh.running[2]:
+            finish(mesh, 2, first_running(mesh, 2))
+    assert all(t.requires == {"zone": "eu"} for t in started(mesh, 2))
+    assert not mesh.running[1]
 
 
 def test_a_task_nobody_may_run_waits_and_is_never_lost() -> None:
-    mesh = Mesh([0, 1])
-    task = mesh.submit(0, {"gpu": "yes"})
+    mesh = mesh_of([0, 1])
+    task = submit(mesh, 0, {"gpu": "yes"})
     mesh.advance(30.0)
-    assert not mesh.started[1]
-    assert mesh.cores[0].holder_of(task.id) == mesh.ids[0]
-    assert mesh.cores[0].pending() == 1
+    assert not mesh.running[1]
+    assert stealing(mesh, 0).holder_of(task.id) == mesh.id(0)
+    assert stealing(mesh, 0).pending() == 1
 
 
 def test_a_dead_holder_means_the_task_runs_again_and_one_result_counts() -> None:
-    mesh = Mesh([0, 1, 1])
-    task = mesh.submit(0)
-    first = 1 if mesh.started[1] else 2
+    mesh = mesh_of([0, 1, 1])
+    task = submit(mesh, 0)
+    first = 1 if mesh.running[1] else 2
     other = 3 - first
-    assert mesh.cores[0].holder_of(task.id) == mesh.ids[first]
-    mesh.cores[0].member_changed(mesh.member(first, MemberState.DEAD), mesh.now)
-    mesh.deliver()
-    assert any(t.id == task.id for t in mesh.started[other])
-    assert mesh.cores[0].statistics()["requeued"] == 1
+    assert stealing(mesh, 0).holder_of(task.id) == mesh.id(first)
+    declare_dead(mesh, 0, first, accuser=other)
+    assert task.id in mesh.running[other]
+    assert stealing(mesh, 0).statistics()["requeued"] == 1
     # Both copies report; the caller sees one result.
-    mesh.finish(other, task, "second")
-    mesh.cores[first].task_done(task.id, TaskOutcome.returned("first"), mesh.now)
-    mesh.deliver()
+    finish(mesh, other, task, "second")
+    mesh.finish_task(first, task.id, TaskOutcome.returned("first"))
     mesh.advance(0.01)
-    assert [e.value for e in mesh.finished] == ["second"]
+    assert [e.value for e in outcomes(mesh)] == ["second"]
 
 
 def test_a_lease_that_runs_out_puts_the_task_back() -> None:
-    mesh = Mesh([0, 1, 1])
-    task = mesh.submit(0)
-    holder = 1 if mesh.started[1] else 2
+    mesh = mesh_of([0, 1, 1])
+    task = submit(mesh, 0)
+    holder = 1 if mesh.running[1] else 2
     # The holder's renewals are lost: after the lease, the origin queues it again.
     mesh.advance(TIMING.lease_timeout / 2)
     for _ in range(3):
-        mesh.cores[holder].handle_timer(mesh.now + TIMING.lease_timeout)
-        mesh.cores[holder].messages_to_send()
-    mesh.cores[0].handle_timer(mesh.now + TIMING.lease_timeout + 0.01)
-    assert mesh.cores[0].statistics()["requeued"] == 1
-    assert mesh.cores[0].holder_of(task.id) == mesh.ids[0]
+        stealing(mesh, holder).handle_timer(mesh.now + TIMING.lease_timeout)
+        stealing(mesh, holder).messages_to_send()
+    origin = stealing(mesh, 0)
+    origin.handle_timer(mesh.now + TIMING.lease_timeout + 0.01)
+    assert origin.statistics()["requeued"] == 1
+    assert origin.holder_of(task.id) == mesh.id(0)
 
 
 def test_cancelling_reaches_the_holder() -> None:
-    mesh = Mesh([0, 1])
-    task = mesh.submit(0)
-    assert [t.id for t in mesh.started[1]] == [task.id]
-    mesh.cores[0].cancel(task.id, mesh.now)
-    mesh.deliver()
+    mesh = mesh_of([0, 1])
+    task = submit(mesh, 0)
+    assert [t.id for t in started(mesh, 1)] == [task.id]
+    mesh.cancel(0, task.id)
     assert mesh.cancelled[1] == [task.id]
-    assert mesh.cores[0].pending() == 0
+    assert stealing(mesh, 0).pending() == 0
 
 
 def test_an_origin_that_dies_has_its_tasks_dropped_by_holders() -> None:
-    mesh = Mesh([0, 1])
-    task = mesh.submit(0)
-    assert mesh.started[1]
-    mesh.cores[1].member_changed(mesh.member(0, MemberState.DEAD), mesh.now)
-    mesh.deliver()
+    mesh = mesh_of([0, 1])
+    task = submit(mesh, 0)
+    assert mesh.running[1]
+    mesh.block(0, 1)  # two cores: nobody to probe through, so the origin dies to core 1
+    mesh.run_until(lambda: mesh.state(1, 0) == MemberState.DEAD, timeout=30)
     assert mesh.cancelled[1] == [task.id]
-    assert mesh.cores[1].statistics()["dropped_orphans"] == 1
+    assert stealing(mesh, 1).statistics()["dropped_orphans"] == 1
 
 
 def test_limits_on_task_and_result_sizes() -> None:
-    mesh = Mesh([1])
-    big = Task(os.urandom(16), mesh.ids[0], "job", ["x" * (TIMING.max_task_bytes + 1)], {}, {})
+    mesh = mesh_of([1])
+    big = Task(os.urandom(16), mesh.id(0), "job", ["x" * (TIMING.max_task_bytes + 1)], {}, {})
     with pytest.raises(LocalProtocolError, match="max_task_bytes"):
         mesh.cores[0].submit(big, 0.0)
-    task = mesh.submit(0)
+    task = submit(mesh, 0)
     too_large = TaskOutcome.returned(b"x" * (TIMING.max_result_bytes + 1))
-    mesh.cores[0].task_done(task.id, too_large, 0.0)
-    mesh.deliver()
-    assert [(e.ok, e.value[0]) for e in mesh.finished] == [(False, "ResultTooLarge")]
+    mesh.finish_task(0, task.id, too_large)
+    assert [(e.ok, e.value[0]) for e in outcomes(mesh)] == [(False, "ResultTooLarge")]
 
 
 def test_a_victim_tells_the_origin_where_restolen_tasks_went() -> None:
@@ -256,14 +238,14 @@ def test_a_peer_back_from_the_dead_is_not_robbed_on_stale_adverts() -> None:
 
 
 def test_outgoing_messages_carry_their_type_and_only_load_adverts_are_datagrams() -> None:
-    mesh = Mesh([0, 1])
-    origin = mesh.cores[0]
-    origin.submit(Task(os.urandom(16), mesh.ids[0], "job", [], {}, {}), mesh.now)
-    origin.receive(mesh.ids[1], MessageType.STEAL, Steal(request=9, wanted=1), mesh.now)
+    mesh = mesh_of([0, 1])
+    origin = stealing(mesh, 0)
+    origin.submit(Task(os.urandom(16), mesh.id(0), "job", [], {}, {}), mesh.now)
+    origin.receive(mesh.id(1), MessageType.STEAL, Steal(request=9, wanted=1), mesh.now)
     out = origin.messages_to_send()
     assert {type(m.body) for m in out} == {Load, Tasks}
     for message in out:
-        assert message.peer == mesh.ids[1]
+        assert message.peer == mesh.id(1)
         assert message.reliable == (message.body.TYPE != MessageType.LOAD)
     with pytest.raises(AttributeError):
-        out[0].peer = mesh.ids[0]  # type: ignore[misc]
+        out[0].peer = mesh.id(0)  # type: ignore[misc]

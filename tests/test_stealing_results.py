@@ -5,35 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stealing_helpers import Pair
+from stealing_helpers import THIEF, finish_running, finished, pair, running, submit
 
 from meshedge.core.stealing import Outgoing, TaskOutcome
 from meshedge.wire.message_types import MessageType
 
 
 def test_results_share_frames_while_busy_and_go_at_once_when_idle() -> None:
-    pair = Pair()
+    mesh = pair()
     sent: list[MessageType] = []
-    thief_messages = pair.thief.messages_to_send
+    thief = mesh.cores[THIEF].stealing
+    assert thief is not None
+    thief_messages = thief.messages_to_send
 
     def counting() -> list[Outgoing]:
         out = thief_messages()
         sent.extend(message.body.TYPE for message in out)
         return out
 
-    pair.thief.messages_to_send = counting  # type: ignore[method-assign]
+    thief.messages_to_send = counting  # type: ignore[method-assign]
     for _ in range(1000):
-        pair.submit()
-    while len(pair.finished) < 1000:
-        pair.advance(0.001)  # 1 ms tasks
-        pair.finish_running()
+        submit(mesh)
+    while len(finished(mesh)) < 1000:
+        mesh.advance(0.001)  # 1 ms tasks
+        finish_running(mesh)
     # While more tasks run here, results wait up to result_delay to share a frame:
     # about ten of these 1 ms tasks per signed RESULTS.
     assert sent.count(MessageType.RESULTS) <= 150
     # With nothing left to run, a result goes home without waiting.
-    pair.submit()
-    pair.finish_running()
-    assert len(pair.finished) == 1001
+    submit(mesh)
+    finish_running(mesh)
+    assert len(finished(mesh)) == 1001
 
 
 def test_outcomes_are_built_by_what_the_task_did() -> None:
@@ -53,13 +55,11 @@ def test_outcomes_are_built_by_what_the_task_did() -> None:
 def test_task_done_reports_what_the_task_returned_or_raised(
     outcome: Any, ok: bool, value: Any
 ) -> None:
-    pair = Pair()
-    pair.submit()
-    (task,) = pair.running
-    pair.running = []
-    pair.thief.task_done(task.id, outcome, pair.now)
-    pair.deliver()
-    assert [(event.task_id, event.ok, event.value) for event in pair.finished] == [
+    mesh = pair()
+    submit(mesh)
+    (task,) = running(mesh)
+    mesh.finish_task(THIEF, task.id, outcome)
+    assert [(event.task_id, event.ok, event.value) for event in finished(mesh)] == [
         (task.id, ok, value)
     ]
-    assert pair.finished[0].ran_on == pair.thief_id
+    assert finished(mesh)[0].ran_on == mesh.id(THIEF)

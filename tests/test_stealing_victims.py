@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from stealing_helpers import Pair, member
+from stealing_helpers import THIEF, finish_running, finished, member, pair, submit
 
 from meshedge.core.stealing import TaskOutcome, WorkStealing
 from meshedge.identity import Identity
@@ -34,16 +34,17 @@ def test_short_tasks_are_stolen_in_batches() -> None:
     # A steal asks for steal_horizon's worth of tasks beyond the low-water mark, not just
     # for what the last round trip used up: with short tasks one steal brings many, so
     # the signed STEAL and TASKS messages stay a small part of the work.
-    pair = Pair()
+    mesh = pair()
     for _ in range(1000):
-        pair.submit()
+        submit(mesh)
     for _ in range(20_000):
-        if len(pair.finished) == 1000:
+        if len(finished(mesh)) == 1000:
             break
-        pair.advance(0.0001)  # each task takes 0.1 ms
-        pair.finish_running()
-    assert len(pair.finished) == 1000
-    assert pair.thief.stats["steal_requests"] <= 30
+        mesh.advance(0.0001)  # each task takes 0.1 ms
+        finish_running(mesh)
+    assert len(finished(mesh)) == 1000
+    thief = mesh.cores[THIEF].stealing
+    assert thief is not None and thief.stats["steal_requests"] <= 30
 
 
 def test_a_victim_holding_two_copies_of_a_task_gives_one_and_keeps_the_other() -> None:

@@ -34,6 +34,7 @@ from ..wire.message_types import DIRECT_TYPES, MessageType
 from ..wire.replay import ReplayWindow
 from ..wire.signature import ED25519, SignatureScheme
 from ..wire.trust import TrustPolicy
+from .statistics import DropCounters, ReceiveCounters
 
 __all__ = ["SIGNATURE_SIZE", "UNEXPECTED_REASONS", "Envelope"]
 
@@ -42,7 +43,7 @@ __all__ = ["SIGNATURE_SIZE", "UNEXPECTED_REASONS", "Envelope"]
 SIGNATURE_SIZE: Final = 64
 #: Drops of well-signed messages that the protocol refuses after verification (a type
 #: out of place, an accusation at an unannounced key, a full member table);
-#: ``statistics()["unexpected"]`` of the membership core is their sum.
+#: ``statistics()["unexpected"]`` is their sum (:class:`~.statistics.DropCounters`).
 UNEXPECTED_REASONS: Final = (
     DropReason.MISADDRESSED,
     DropReason.UNANNOUNCED_KEY,
@@ -284,6 +285,16 @@ class Envelope:
         """Refused messages so far, by :class:`~meshedge.errors.DropReason` value."""
         return dict(self._drops)
 
-    def statistics(self) -> dict[str, int]:
+    def drop_counters(self) -> DropCounters:
+        """Refused messages by reason, and ``unexpected``: the sum of the unexpected ones."""
+        drops = dict(self._drops)
+        unexpected = sum(drops[reason.value] for reason in UNEXPECTED_REASONS)
+        return DropCounters(drops=drops, unexpected=unexpected)
+
+    def counters(self) -> ReceiveCounters:
         """Datagrams and frames received (and their bytes), and duplicate statements."""
-        return dict(self._stats)
+        return ReceiveCounters(**self._stats)
+
+    def statistics(self) -> dict[str, int]:
+        """:meth:`counters` as a dict."""
+        return dict(self.counters().items())

@@ -45,12 +45,13 @@ from ..wire.trust import TrustPolicy
 from .anti_entropy import AntiEntropy
 from .awareness import Awareness
 from .dissemination import Dissemination
-from .envelope import UNEXPECTED_REASONS, Envelope
+from .envelope import Envelope
 from .events import ForeignMessage, LeaveCompleted, MembershipEvent
 from .member import Address, Member
 from .member_table import MemberRecord, MemberTable
 from .own_record import OwnRecord, check_address
 from .probing import PROBE_TYPES, Prober
+from .statistics import MembershipCounters, MembershipTraffic, merge
 from .timing import Timing
 from .transitions import Statement, StatementApplier
 
@@ -272,35 +273,36 @@ class Membership:
         """
         return self._anti_entropy.state_hash()
 
-    def statistics(self) -> dict[str, Any]:
-        """Counters: packets, bytes, duplicates, and drops by reason.
+    def counters(self) -> MembershipCounters:
+        """This core's own counters and gauges."""
+        dissemination = self._dissemination
+        return MembershipCounters(
+            events_dropped=self._events_dropped,
+            refutations=self._own.refutations,
+            queued_updates=len(dissemination.updates),
+            queued_broadcasts=len(dissemination.broadcasts),
+            health=self._prober.awareness.score,
+            members=len(self._table),
+        )
 
-        ``unexpected`` is the sum of the drops in
-        :data:`~meshedge.core.envelope.UNEXPECTED_REASONS`.
+    def traffic(self) -> MembershipTraffic:
+        """Datagrams and frames this core produced to send, and their bytes."""
+        sent, frames = self._dissemination.stats, self._anti_entropy.stats
+        return MembershipTraffic(
+            packets_sent=sent["packets_sent"],
+            bytes_sent=sent["bytes_sent"],
+            frames_sent=frames["frames_sent"],
+            frame_bytes_sent=frames["frame_bytes_sent"],
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters: traffic, duplicates, drops by reason, gauges.
+
+        The keys of :data:`~meshedge.core.statistics.MEMBERSHIP_SECTIONS`; ``unexpected``
+        is the sum of the drops in :data:`~meshedge.core.envelope.UNEXPECTED_REASONS`.
         """
-        received = self.envelope.statistics()
-        drops = self.envelope.drops()
-        sent = self._dissemination.stats
-        frames = self._anti_entropy.stats
-        return {
-            "packets_sent": sent["packets_sent"],
-            "bytes_sent": sent["bytes_sent"],
-            "packets_received": received["packets_received"],
-            "bytes_received": received["bytes_received"],
-            "frames_sent": frames["frames_sent"],
-            "frame_bytes_sent": frames["frame_bytes_sent"],
-            "frames_received": received["frames_received"],
-            "frame_bytes_received": received["frame_bytes_received"],
-            "duplicates": received["duplicates"],
-            "events_dropped": self._events_dropped,
-            "unexpected": sum(drops[reason.value] for reason in UNEXPECTED_REASONS),
-            "refutations": self._own.refutations,
-            "drops": drops,
-            "queued_updates": len(self._dissemination.updates),
-            "queued_broadcasts": len(self._dissemination.broadcasts),
-            "health": self._prober.awareness.score,
-            "members": len(self._table),
-        }
+        envelope = self.envelope
+        return merge(envelope.counters(), envelope.drop_counters(), self.counters(), self.traffic())
 
     # ------------------------------------------------------------------ outputs
 

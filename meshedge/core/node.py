@@ -35,6 +35,7 @@ from .events import ForeignMessage, MemberEvent, MembershipEvent, MessageReceive
 from .member import Address, Member, MemberState
 from .membership import Membership, MembershipLimits
 from .outputs import CancelTask, Datagram, Frame, Output, StartTask
+from .statistics import CoreStatistics, MessageCounters, StealingTraffic
 from .stealing import Task, TaskFinished, TaskOutcome, WorkStealing
 
 __all__ = ["NodeCore", "NodeEvent"]
@@ -78,12 +79,12 @@ class NodeCore:
         # signing waits until the shell asks for output, so a task runner can start the
         # next task first (see task_orders).
         self._unsigned: list[tuple[Body, Address, bool]] = []
-        self.stats: dict[str, int] = {
-            "stealing_frames": 0,
-            "stealing_bytes": 0,
-            "unroutable": 0,
-            "messages_received": 0,
-        }
+        # Counters of this class's own; the other cores keep theirs (see statistics()).
+        self._messages_received = 0
+        self._stealing_datagrams = 0
+        self._stealing_frames = 0
+        self._stealing_bytes = 0
+        self._unroutable = 0
         if stealing is not None:
             for member in membership.members():
                 stealing.member_changed(member, 0.0)
@@ -167,6 +168,34 @@ class NodeCore:
         """The member with this id, or None."""
         return self.membership.member(node_id)
 
+    def counters(self) -> CoreStatistics:
+        """Every counter of the node's cores, typed: one section per owner."""
+        membership, stealing = self.membership, self.stealing
+        return CoreStatistics(
+            received=self.envelope.counters(),
+            refused=self.envelope.drop_counters(),
+            membership=membership.counters(),
+            messages=MessageCounters(messages_received=self._messages_received),
+            stealing=StealingTraffic(
+                stealing_datagrams=self._stealing_datagrams,
+                stealing_frames=self._stealing_frames,
+                stealing_bytes=self._stealing_bytes,
+                unroutable=self._unroutable,
+            ),
+            tasks=None if stealing is None else stealing.counters(),
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        """:meth:`counters` as one flat dict (``tasks`` nested, with work stealing).
+
+        Its keys are :data:`~meshedge.core.statistics.CORE_KEYS`, each produced by one
+        section; what the node sends is counted by whoever sends it (runtime, simulator).
+
+        Raises:
+            TypeError: two sections produce one key (a bug, caught by the tests).
+        """
+        return self.counters().as_dict()
+
     # ------------------------------------------------------------------ inputs
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
@@ -178,6 +207,10 @@ class NodeCore:
         """A stream frame from the network. Never raises for anything a peer sends."""
         self.membership.receive_frame(data, addr, now)
         self._route(now, by_stream=True)
+
+    def count_drop(self, reason: DropReason) -> None:
+        """Count peer input the shell refused before the core saw it (an oversized frame)."""
+        self.envelope.count_drop(reason)
 
     def handle_timer(self, now: float) -> None:
         """Run whatever is due in either core."""
@@ -273,14 +306,19 @@ class NodeCore:
 
         Frames for one address keep their order.
         """
-        out: list[Output] = self.task_orders()
-        self._sign_pending()
+        out: list[Output] = [] if self.stealing is None else self.task_orders()
+        if self._unsigned:
+            self._sign_pending()
         membership = self.membership
-        out += [Datagram(data, address) for data, address in membership.datagrams_to_send()]
+        datagrams = membership.datagrams_to_send()
+        if datagrams:
+            out += [Datagram(data, address) for data, address in datagrams]
         if self._datagrams:
             out += self._datagrams
             self._datagrams = []
-        out += [Frame(data, address) for data, address in membership.frames_to_send()]
+        frames = membership.frames_to_send()
+        if frames:
+            out += [Frame(data, address) for data, address in frames]
         if self._frames:
             out += self._frames
             self._frames = []
@@ -326,12 +364,13 @@ class NodeCore:
             if reliable:
                 frame = Frame(envelope.seal_frame(unit), address)
                 self._frames.append(frame)
-                self.stats["stealing_frames"] += 1
-                self.stats["stealing_bytes"] += len(frame.data)
+                self._stealing_frames += 1
+                self._stealing_bytes += len(frame.data)
             else:
                 datagram = Datagram(envelope.seal_datagram([unit]), address)
                 self._datagrams.append(datagram)
-                self.stats["stealing_bytes"] += len(datagram.data)
+                self._stealing_datagrams += 1
+                self._stealing_bytes += len(datagram.data)
 
     def _route(self, now: float, *, by_stream: bool = False) -> None:
         membership, stealing = self.membership, self.stealing
@@ -347,7 +386,7 @@ class NodeCore:
         for out in stealing.messages_to_send():
             member = membership.member(out.peer)
             if member is None:
-                self.stats["unroutable"] += 1
+                self._unroutable += 1
                 continue
             self._unsigned.append((out.body, member.address, out.reliable))
         while (finished := stealing.next_event()) is not None:
@@ -365,6 +404,6 @@ class NodeCore:
                 # or order them, so they are refused like any unit out of place.
                 self.envelope.count_drop(DropReason.MESSAGE_BY_DATAGRAM)
                 return
-            self.stats["messages_received"] += 1
+            self._messages_received += 1
             body: DirectMessage = message.payload
             self._events.append(MessageReceived(message.sender, body.topic, body.payload))

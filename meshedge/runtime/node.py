@@ -79,7 +79,12 @@ class Node:
         return self._pump.member(node_id)
 
     def statistics(self) -> dict[str, Any]:
-        """Packets and bytes in and out, drops by reason, connections, queue depths."""
+        """A new dict of counters: traffic, drops by reason, connections, queue depths.
+
+        Its keys (docs/api.md) are :data:`~meshedge.core.statistics.NODE_KEYS`, each with
+        one owner and one meaning: the cores count what they receive and refuse, the
+        runtime what its sockets send and what its subscriptions could not deliver.
+        """
         return self._pump.statistics()
 
     # ------------------------------------------------------------------ API

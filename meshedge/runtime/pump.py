@@ -27,6 +27,7 @@ from ..core.events import BroadcastReceived, LeaveCompleted, MemberEvent, Messag
 from ..core.member import Address, Member
 from ..core.node import NodeCore, NodeEvent
 from ..core.outputs import CancelTask, Datagram, Frame, Output, StartTask
+from ..core.statistics import SubscriptionCounters, TransportCounters, merge
 from ..core.stealing import Task, TaskFinished, TaskOutcome
 from ..errors import DropReason, PeerUnavailableError
 from ..identity import Identity, NodeId
@@ -131,23 +132,19 @@ class Pump:
         self._seeds: list[Address] = []
         self._left: trio.Event | None = None  # set once the LEFT statement is out
         self._leave_completed = False
+        # What this node handed to its sockets, of every core (TransportCounters says
+        # what each means); what it received is counted by the core.
         self._stats: dict[str, int] = {
-            # What this node handed to its sockets, of every kind (the core's own
-            # counters see only the membership protocol's part).
             "packets_sent": 0,
             "bytes_sent": 0,
             "frames_sent": 0,
             "frame_bytes_sent": 0,
-            "frames_received": 0,
-            "frame_bytes_received": 0,
             "messages_sent": 0,
             "connections_refused": 0,
-            # Inbound connections cut because a frame was not finished in time.
             "frames_timed_out": 0,
             "frames_dropped_busy": 0,
             "frames_unsent": 0,
         }
-        self._drops: dict[str, int] = {reason.value: 0 for reason in DropReason}
 
     # ------------------------------------------------------------------ queries
 
@@ -165,21 +162,31 @@ class Pump:
         return self._membership.member(node_id)
 
     def statistics(self) -> dict[str, Any]:
-        """The core's counters merged with the sockets', the streams' and the tasks'."""
-        core = self._membership.statistics()
-        drops = dict(core.pop("drops"))
-        for reason, count in self._drops.items():
-            drops[reason] = drops.get(reason, 0) + count
-        stats: dict[str, Any] = {**core, **self._stats, **self.subscriptions.statistics()}
-        stats["messages_received"] = self.core.stats["messages_received"]
-        stats["drops"] = drops
-        stats["udp_send_errors"] = dict(self.udp.send_errors)
-        stats["connections_out"] = len(self.links)
-        stats["connections_in"] = self._inbound
-        stats["connection_failures"] = self.links.failures
-        if self.core.stealing is not None:
-            stats["tasks"] = self.core.stealing.statistics()
-        return stats
+        """The core's counters, and the runtime's: transport and subscriptions.
+
+        The keys of :data:`~meshedge.core.statistics.NODE_KEYS`, each from one section.
+
+        Raises:
+            TypeError: two sections produce one key (a bug, caught by the tests).
+        """
+        stats = self._stats
+        transport = TransportCounters(
+            packets_sent=stats["packets_sent"],
+            bytes_sent=stats["bytes_sent"],
+            frames_sent=stats["frames_sent"],
+            frame_bytes_sent=stats["frame_bytes_sent"],
+            messages_sent=stats["messages_sent"],
+            udp_send_errors=dict(self.udp.send_errors),
+            connections_out=len(self.links),
+            connections_in=self._inbound,
+            connection_failures=self.links.failures,
+            connections_refused=stats["connections_refused"],
+            frames_timed_out=stats["frames_timed_out"],
+            frames_dropped_busy=stats["frames_dropped_busy"],
+            frames_unsent=stats["frames_unsent"],
+        )
+        subscriptions = SubscriptionCounters(**self.subscriptions.statistics())
+        return merge(self.core.statistics(), transport, subscriptions)
 
     def can_accept(self) -> bool:
         """True unless the core's task queue is full."""
@@ -445,7 +452,7 @@ class Pump:
                     on_frame=lambda data: self.on_frame(data, source),
                 )
         except FrameTooLarge:
-            self._drops[DropReason.OVERSIZED.value] += 1
+            self.core.count_drop(DropReason.OVERSIZED)
         except FrameTimeout:
             self._stats["frames_timed_out"] += 1
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -458,8 +465,6 @@ class Pump:
 
         A checkpoint only while a subscriber is slow: direct messages wait for room.
         """
-        self._stats["frames_received"] += 1
-        self._stats["frame_bytes_received"] += len(data)
         # The core verifies it (signature, mesh, trust, replay window) and hands direct
         # application messages back out; those wait for slow subscribers (back-pressure).
         self.core.receive_frame(data, source, trio.current_time())

@@ -258,7 +258,7 @@ class Simulation:
         node_drops: dict[str, int] = {}
         for node in self._nodes:
             if node.core is not None:
-                for reason, count in node.core.membership.statistics()["drops"].items():
+                for reason, count in node.core.counters().refused.drops.items():
                     node_drops[reason] = node_drops.get(reason, 0) + count
         return SimStatistics(
             packets_sent=[n.packets_sent for n in self._nodes],

@@ -19,6 +19,7 @@ from ...identity import NodeId
 from ...wire.bodies import Cancel, Lease, Load, Results, Steal, Task, TaskResult, Tasks
 from ...wire.message_types import MessageType
 from ..member import Member, MemberState
+from ..statistics import TaskCounters
 from .adverts import Advertiser
 from .leases import Leases
 from .messages import Outbox, Outgoing, encoded_size
@@ -158,17 +159,10 @@ class WorkStealing:
     # The same measurement under the name tests/test_run_ahead.py reads.
     _task_time = task_time
 
-    def statistics(self) -> dict[str, Any]:
-        """Counters (they only grow), gauges and steal round trips.
+    def counters(self) -> TaskCounters:
+        """Counters (they only grow), gauges and steal round trips; see :class:`TaskCounters`.
 
-        Counters: ``submitted``, ``completed`` (own tasks whose result arrived),
-        ``duplicates`` (results dropped because one had arrived), ``requeued`` (own tasks
-        queued again after their holder died or its lease ran out), ``stolen`` and
-        ``given`` (tasks received and handed out by steals), ``steal_requests``,
-        ``steal_empty``, ``steal_timeouts``, ``dropped_orphans`` (tasks of a dead origin).
-        Gauges: ``queued``, ``running``, ``pending`` (own tasks without a result yet).
-        ``steal_round_trip_p50`` and ``..._p99``: seconds from asking a victim to its
-        answer, over the last ``ROUND_TRIP_SAMPLES`` answered steals (None before any).
+        The round trips are over the last ``ROUND_TRIP_SAMPLES`` answered steals.
         """
         trips = sorted(self._victims.round_trips)
 
@@ -177,14 +171,18 @@ class WorkStealing:
                 return None
             return trips[min(len(trips) - 1, max(0, math.ceil(fraction * len(trips)) - 1))]
 
-        return {
+        return TaskCounters(
             **self.stats,
-            "queued": len(self._queue.tasks),
-            "running": len(self._queue.running),
-            "pending": len(self._leases.entries),
-            "steal_round_trip_p50": percentile(0.5),
-            "steal_round_trip_p99": percentile(0.99),
-        }
+            queued=len(self._queue.tasks),
+            running=len(self._queue.running),
+            pending=len(self._leases.entries),
+            steal_round_trip_p50=percentile(0.5),
+            steal_round_trip_p99=percentile(0.99),
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        """:meth:`counters` as a dict."""
+        return dict(self.counters().items())
 
     def steal_round_trips(self) -> list[float]:
         """Seconds each of the last ``ROUND_TRIP_SAMPLES`` answered steals took."""
