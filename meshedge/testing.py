@@ -32,7 +32,6 @@ from .core.stealing import Task, TaskFinished, TaskOutcome
 from .core.timing import Timing
 from .identity import Identity, NodeId
 from .wire.bodies import Address
-from .wire.message import SignedMessage, verify_message
 from .wire.signature import ED25519, SignatureScheme
 
 # TaskSetup, Task, TaskOutcome and TaskFinished too: what a test of tasks needs.
@@ -150,7 +149,7 @@ class CoreMesh:
 
     def _bootstrap(self) -> None:
         """Make every core know every other, from their own verified ALIVE statements."""
-        known = [_own_alive(core) for core in self.cores]
+        known = [core.alive_statement() for core in self.cores]
         for core in self.cores:
             core.bootstrap(known, self.now)
         self.deliver()
@@ -408,17 +407,3 @@ def _task_setups(
     if len(setups) != size:
         raise ValueError(f"{len(setups)} task setups for {size} cores")
     return setups
-
-
-def _own_alive(core: NodeCore) -> tuple[SignedMessage, bytes]:
-    """The core's own signed ALIVE statement, verified, as :meth:`NodeCore.bootstrap` takes it.
-
-    The one private access of this module (as in ``meshedge.sim.node.alive_record``):
-    neither NodeCore nor Membership offers its own ALIVE unit yet.
-    """
-    unit = core.membership._members[core.id].alive_unit
-    signatures = core.envelope.signatures
-    message = verify_message(
-        unit, mesh=core.membership.mesh, signatures=signatures, max_size=len(unit)
-    )
-    return message, unit

@@ -163,7 +163,6 @@ class Membership:
         envelope, timing, bounds = self.envelope, self.timing, self.bounds
         self._table = table = MemberTable(self.id)
         # The record of every member by id (the simulator reads its own ALIVE unit here).
-        self._members = table.records
         self._dissemination = dissemination = Dissemination(
             envelope,
             table,
@@ -251,6 +250,10 @@ class Membership:
     def signatures(self) -> SignatureScheme:
         """The signature scheme."""
         return self.envelope.signatures
+
+    def alive_statement(self) -> bytes:
+        """This node's own current ALIVE statement: the signed unit others forward."""
+        return self._table.own.alive_unit
 
     def members(self) -> list[Member]:
         """Every known member, this node included, dead and left ones too."""

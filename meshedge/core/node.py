@@ -27,7 +27,7 @@ from typing import Any, TypeAlias
 from ..errors import DropReason, LocalProtocolError, PeerUnavailableError, UnknownPeerError
 from ..identity import Identity, NodeId
 from ..wire.bodies import Body, DirectMessage
-from ..wire.message import SignedMessage
+from ..wire.message import SignedMessage, verify_message
 from ..wire.message_types import MessageType
 from .config import CoreConfig
 from .envelope import Envelope
@@ -195,6 +195,18 @@ class NodeCore:
             TypeError: two sections produce one key (a bug, caught by the tests).
         """
         return self.counters().as_dict()
+
+    def alive_statement(self) -> tuple[SignedMessage, bytes]:
+        """This node's own ALIVE statement, verified, as :meth:`bootstrap` takes it.
+
+        For starting simulations and tests from a formed mesh.
+        """
+        unit = self.membership.alive_statement()
+        envelope = self.envelope
+        message = verify_message(
+            unit, mesh=envelope.mesh, signatures=envelope.signatures, max_size=len(unit)
+        )
+        return message, unit
 
     # ------------------------------------------------------------------ inputs
 

@@ -6,8 +6,7 @@ than the last. A *life* runs from one boot to the next crash or boot, and every 
 event carries the life it was scheduled for, so events meant for a crashed life are
 void. A paused node is up but frozen: what arrives waits in its inbox until it resumes.
 
-:func:`assemble_core` is the one place that constructs protocol cores, and
-:func:`alive_record` the one that reads a core's own signed record for bootstrapping.
+:func:`assemble_core` builds a node's core (with :meth:`NodeCore.create`).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from ..core.node import NodeCore
 from ..core.stealing import StealingTiming, TaskOutcome
 from ..core.timing import Timing
 from ..identity import Identity
-from ..wire.message import SignedMessage, verify_message
 from ..wire.signature import SignatureScheme
 from .network import DATAGRAM, FRAME, address
 
@@ -31,7 +29,6 @@ __all__ = [
     "PAUSED_BUFFER",
     "SIM_TASK",
     "SimNode",
-    "alive_record",
     "assemble_core",
 ]
 
@@ -174,12 +171,3 @@ def assemble_core(config: SimSettings, node: SimNode, now: float) -> NodeCore:
         tasks=tasks,
     )
     return NodeCore.create(identity, core_config, rng, now)
-
-
-def alive_record(core: NodeCore, config: SimSettings) -> tuple[SignedMessage, bytes]:
-    """The core's own signed alive record, verified, as :meth:`NodeCore.bootstrap` takes it."""
-    unit = core.membership._members[core.id].alive_unit
-    message = verify_message(
-        unit, mesh=config.mesh, signatures=config.signatures, max_size=len(unit)
-    )
-    return message, unit

@@ -34,7 +34,7 @@ from ..wire.signature import INSECURE_SIMULATION_SIGNATURES, SignatureScheme
 from .loop import EventLoop
 from .network import RESUME, VirtualNetwork, address, check_probability
 from .node import PAUSED_BUFFER as PAUSED_BUFFER  # importable from here too
-from .node import SIM_TASK, SimNode, SimSettings, alive_record, assemble_core
+from .node import SIM_TASK, SimNode, SimSettings, assemble_core
 from .records import Delivery, Execution, SimStatistics, TaskResult
 
 __all__ = [
@@ -166,7 +166,7 @@ class Simulation:
     def _bootstrap_all(self) -> None:
         """Make every node know every other, silently."""
         cores = [node.core for node in self._nodes if node.core is not None]
-        known = [alive_record(core, self._config) for core in cores]
+        known = [core.alive_statement() for core in cores]
         # About N^2 long-lived member records: the cyclic garbage collector would
         # rescan them over and over while they are built, for nothing.
         collecting = gc.isenabled()
