@@ -39,7 +39,7 @@ from pathlib import Path
 import trio
 
 from meshedge import Identity, MessageReceived, NodeConfig, Timing
-from meshedge.runtime.subscriptions import Subscriptions
+from meshedge.runtime._subscriptions import Subscriptions
 from meshedge.testing import CoreMesh
 from meshedge.wire import MessageType, Signer, seal_frame
 

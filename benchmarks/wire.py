@@ -31,7 +31,7 @@ import nacl.signing
 
 from meshedge import Identity, Keyring, TrustPolicy
 from meshedge.wire import ReplayWindow, cose, seal_frame, sign_message, verify_message
-from meshedge.wire.message import (
+from meshedge.wire._message import (
     FIELD_BODY,
     FIELD_EPOCH,
     FIELD_MESH,

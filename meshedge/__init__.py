@@ -16,7 +16,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .core.events import (
+from ._errors import (
+    DropReason,
+    KeyFileError,
+    LocalProtocolError,
+    MeshError,
+    PeerUnavailableError,
+    RemoteProtocolError,
+    UnknownPeerError,
+)
+from ._identity import Identity, NodeId
+from .core._events import (
     BroadcastReceived,
     LeaveCompleted,
     MemberEvent,
@@ -29,38 +39,28 @@ from .core.events import (
     MemberUpdated,
     MessageReceived,
 )
-from .core.member import Address, Member, MemberState
-from .core.timing import Timing
-from .errors import (
-    DropReason,
-    KeyFileError,
-    LocalProtocolError,
-    MeshError,
-    PeerUnavailableError,
-    RemoteProtocolError,
-    UnknownPeerError,
-)
-from .identity import Identity, NodeId
+from .core._member import Address, Member, MemberState
+from .core._timing import Timing
 from .wire import Keyring, TrustPolicy, WireLimits
 
 if TYPE_CHECKING:
-    from .core.stealing import StealingTiming
-    from .runtime.config import NodeConfig
-    from .runtime.node import Message, Node, open_node
-    from .runtime.tasks import TaskError, TaskRegistry, UnknownTaskError
+    from .core._stealing import StealingTiming
+    from .runtime._config import NodeConfig
+    from .runtime._node import Message, Node, open_node
+    from .runtime._tasks import TaskError, TaskRegistry, UnknownTaskError
 
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported when the name is first used
 _LAZY = {
-    "StealingTiming": ".core.stealing",
-    "NodeConfig": ".runtime.config",
-    "Message": ".runtime.node",
-    "Node": ".runtime.node",
-    "open_node": ".runtime.node",
-    "TaskError": ".runtime.tasks",
-    "TaskRegistry": ".runtime.tasks",
-    "UnknownTaskError": ".runtime.tasks",
+    "StealingTiming": ".core._stealing",
+    "NodeConfig": ".runtime._config",
+    "Message": ".runtime._node",
+    "Node": ".runtime._node",
+    "open_node": ".runtime._node",
+    "TaskError": ".runtime._tasks",
+    "TaskRegistry": ".runtime._tasks",
+    "UnknownTaskError": ".runtime._tasks",
 }
 
 

@@ -1,6 +1,6 @@
 """Test doubles for meshes: protocol cores over an in-memory network, driven by explicit time.
 
-:class:`CoreMesh` builds ``n`` :class:`~meshedge.core.node.NodeCore` objects (the same
+:class:`CoreMesh` builds ``n`` :class:`~meshedge.core._node.NodeCore` objects (the same
 cores a running node drives) and carries their output between them: datagrams may be
 lost, frames always arrive in order, links can be cut. Nothing here sleeps or opens a
 socket; time moves only when the test says so, so a test is deterministic for a seed::
@@ -24,15 +24,15 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from .core.config import CoreConfig, TaskSetup
-from .core.member import MemberState
-from .core.node import NodeCore, NodeEvent
-from .core.outputs import CancelTask, Datagram, Frame, StartTask
-from .core.stealing import Task, TaskFinished, TaskOutcome
-from .core.timing import Timing
-from .identity import Identity, NodeId
+from ._identity import Identity, NodeId
+from .core._config import CoreConfig, TaskSetup
+from .core._member import MemberState
+from .core._node import NodeCore, NodeEvent
+from .core._outputs import CancelTask, Datagram, Frame, StartTask
+from .core._stealing import Task, TaskFinished, TaskOutcome
+from .core._timing import Timing
+from .wire._signature import ED25519, SignatureScheme
 from .wire.bodies import Address
-from .wire.signature import ED25519, SignatureScheme
 
 # TaskSetup, Task, TaskOutcome and TaskFinished too: what a test of tasks needs.
 __all__ = ["CoreMesh", "Sent", "Task", "TaskFinished", "TaskOutcome", "TaskRunner", "TaskSetup"]

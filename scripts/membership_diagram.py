@@ -1,7 +1,7 @@
 """Draw the membership state diagram from the transition table, into docs/membership.md.
 
 The diagram (Mermaid ``stateDiagram-v2``) is derived from
-:data:`meshedge.core.transitions.TRANSITIONS` and written between two marker comments
+:data:`meshedge.core._transitions.TRANSITIONS` and written between two marker comments
 of ``docs/membership.md``; ``tests/test_transitions.py`` checks that the committed
 diagram is the one this script draws, so the docs cannot drift from the code.
 
@@ -18,8 +18,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from meshedge.core.member import MemberState
-from meshedge.core.transitions import STATEMENT_KINDS, TRANSITIONS, KeyOrder
+from meshedge.core._member import MemberState
+from meshedge.core._transitions import STATEMENT_KINDS, TRANSITIONS, KeyOrder
 
 #: The document the diagram lives in.
 DOC = Path(__file__).resolve().parents[1] / "docs" / "membership.md"

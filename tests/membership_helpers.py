@@ -14,7 +14,7 @@ import cbor2
 from wire_helpers import sign_message
 
 from meshedge import Identity, MemberState, NodeId, Timing
-from meshedge.core.events import MembershipEvent
+from meshedge.core._events import MembershipEvent
 from meshedge.sim import Simulation
 from meshedge.testing import CoreMesh
 from meshedge.wire import MessageType

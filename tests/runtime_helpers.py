@@ -14,11 +14,11 @@ from typing import Any
 import trio
 
 from meshedge import Identity, NodeId
-from meshedge.core.events import MemberEvent
-from meshedge.core.member import MemberState
-from meshedge.core.timing import Timing
-from meshedge.runtime.config import NodeConfig, format_address
-from meshedge.runtime.node import Message, Node, open_node
+from meshedge.core._events import MemberEvent
+from meshedge.core._member import MemberState
+from meshedge.core._timing import Timing
+from meshedge.runtime._config import NodeConfig, format_address
+from meshedge.runtime._node import Message, Node, open_node
 
 
 def unique_mesh() -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshedge.core.config import TaskSetup
-from meshedge.core.member import Member, MemberState
-from meshedge.core.stealing import StealingTiming, Task, TaskFinished, TaskOutcome
-from meshedge.identity import NodeId
+from meshedge._identity import NodeId
+from meshedge.core._config import TaskSetup
+from meshedge.core._member import Member, MemberState
+from meshedge.core._stealing import StealingTiming, Task, TaskFinished, TaskOutcome
 from meshedge.testing import CoreMesh
 
 #: The core indexes of a :func:`pair`.

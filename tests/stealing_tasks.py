@@ -12,7 +12,7 @@ import os
 
 import trio
 
-from meshedge.runtime.tasks import TaskRegistry
+from meshedge.runtime._tasks import TaskRegistry
 
 registry = TaskRegistry()
 

@@ -100,7 +100,7 @@ def test_sans_io_module_has_no_io_and_no_global_random(path: Path) -> None:
 
 def test_the_wire_layer_is_covered() -> None:
     covered = {p.name for p in sans_io_modules()}
-    assert {"message.py", "datagram.py", "keyring.py", "replay.py", "cbor.py"} <= covered
+    assert {"_message.py", "_datagram.py", "_keyring.py", "_replay.py", "_cbor.py"} <= covered
 
 
 @pytest.mark.parametrize(
@@ -234,7 +234,7 @@ def test_every_export_is_listed_in_the_api_doc_and_every_listed_name_exported(
 
 
 def test_the_events_a_core_hands_out_are_public() -> None:
-    from meshedge.core import events
+    from meshedge.core import _events as events
 
     assert {"LeaveCompleted", "MessageReceived", "BroadcastReceived"} <= set(meshedge.__all__)
     assert meshedge.LeaveCompleted is events.LeaveCompleted

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import meshedge
-from meshedge.wire.message import PROTOCOL_VERSION
+from meshedge.wire._message import PROTOCOL_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from wire_helpers import MESH, make_identity, sign_message
 
 from meshedge import Keyring
 from meshedge.wire import cose, seal_frame
-from meshedge.wire.message import PROTOCOL_VERSION
+from meshedge.wire._message import PROTOCOL_VERSION
 
 # Copies of the COSE working group's public-domain examples (see vectors/cose/README.md),
 # kept with the tests so that any clone runs them.

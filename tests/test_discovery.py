@@ -27,8 +27,11 @@ from hypothesis import strategies as st
 from zeroconf import ServiceInfo, ServiceStateChange
 
 from meshedge import Identity, LocalProtocolError, NodeId
+from meshedge.runtime import _mdns_records as mdns_records
+from meshedge.runtime import _mdns_zeroconf as mdns_zeroconf
 from meshedge.runtime import discovery as discovery_module
-from meshedge.runtime import mdns_records, mdns_zeroconf
+from meshedge.runtime._mdns_records import Resolution, classify
+from meshedge.runtime._mdns_zeroconf import default_addresses, start_zeroconf
 from meshedge.runtime.discovery import (
     DISCOVERY_VERSION,
     SERVICE_TYPE,
@@ -40,8 +43,6 @@ from meshedge.runtime.discovery import (
     _BrowseChange,
     open_mdns,
 )
-from meshedge.runtime.mdns_records import Resolution, classify
-from meshedge.runtime.mdns_zeroconf import default_addresses, start_zeroconf
 
 LOOPBACK = ["127.0.0.1"]
 REPO_ROOT = Path(__file__).resolve().parent.parent

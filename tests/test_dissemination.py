@@ -8,7 +8,7 @@ from membership_helpers import (
     formed,
 )
 
-from meshedge.core.transmit_queue import TransmitQueue
+from meshedge.core._transmit_queue import TransmitQueue
 
 # ---------------------------------------------------------------------- transmit queues
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from wire_helpers import sign_message
 
 from meshedge import DropReason, Identity, Keyring
-from meshedge.core.envelope import Envelope
+from meshedge.core._envelope import Envelope
 from meshedge.wire import verify_message
+from meshedge.wire._datagram import ENCRYPTION_OVERHEAD
+from meshedge.wire._limits import DEFAULT_LIMITS
+from meshedge.wire._message_types import MessageType
 from meshedge.wire.bodies import Ack, Alive, Broadcast, Ping
-from meshedge.wire.datagram import ENCRYPTION_OVERHEAD
-from meshedge.wire.limits import DEFAULT_LIMITS
-from meshedge.wire.message_types import MessageType
 
 MESH = "envelope-test"
 

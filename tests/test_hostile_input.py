@@ -38,15 +38,15 @@ from runtime_helpers import (
 from wire_helpers import sign_message
 
 from meshedge import Identity, Keyring
-from meshedge.core.envelope import UNEXPECTED_REASONS
-from meshedge.core.events import MemberEvent, MemberJoined
-from meshedge.core.member import Address
-from meshedge.runtime.node import Message, Node, open_node
-from meshedge.runtime.transport import frame
+from meshedge.core._envelope import UNEXPECTED_REASONS
+from meshedge.core._events import MemberEvent, MemberJoined
+from meshedge.core._member import Address
+from meshedge.runtime._node import Message, Node, open_node
+from meshedge.runtime._transport import frame
 from meshedge.wire import MessageType, seal_datagram, verify_message
+from meshedge.wire._datagram import split_datagram
+from meshedge.wire._message_types import DIRECT_TYPES
 from meshedge.wire.bodies import DirectMessage
-from meshedge.wire.datagram import split_datagram
-from meshedge.wire.message_types import DIRECT_TYPES
 
 #: Short enough to watch a slow-loris frame being cut in a few virtual seconds.
 FRAME_READ_TIMEOUT = 1.0

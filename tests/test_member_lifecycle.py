@@ -27,7 +27,7 @@ from meshedge import (
     MemberSuspected,
     MemberUpdated,
 )
-from meshedge.core.events import LeaveCompleted
+from meshedge.core._events import LeaveCompleted
 from meshedge.sim import Simulation
 from meshedge.testing import CoreMesh
 

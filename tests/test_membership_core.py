@@ -14,12 +14,12 @@ import pytest
 from membership_helpers import joined
 
 from meshedge import Identity, LocalProtocolError, Member, NodeId, Timing
-from meshedge.core.envelope import UNEXPECTED_REASONS, Envelope
-from meshedge.core.membership import Membership
+from meshedge.core._envelope import UNEXPECTED_REASONS, Envelope
+from meshedge.core._membership import Membership
 from meshedge.sim import Simulation
 from meshedge.wire import MessageType, verify_message
+from meshedge.wire._keyring import Keyring
 from meshedge.wire.bodies import DirectMessage
-from meshedge.wire.keyring import Keyring
 
 # ---------------------------------------------------------------------- timing and determinism
 

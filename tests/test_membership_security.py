@@ -14,16 +14,16 @@ from membership_helpers import ALIVE, MESH, craft_unit, drops, formed, joined, s
 from wire_helpers import sign_message
 
 from meshedge import DropReason, Identity, Keyring
-from meshedge.core.member import MemberState
-from meshedge.core.membership import Membership, MembershipLimits
-from meshedge.core.outputs import Datagram
+from meshedge.core._member import MemberState
+from meshedge.core._membership import Membership, MembershipLimits
+from meshedge.core._outputs import Datagram
 from meshedge.sim import Simulation
 from meshedge.testing import CoreMesh
 from meshedge.wire import seal_datagram, seal_frame, verify_message
+from meshedge.wire._datagram import split_datagram
+from meshedge.wire._message import PROTOCOL_VERSION
+from meshedge.wire._message_types import MessageType
 from meshedge.wire.bodies import Alive, Left, Ping, Sync
-from meshedge.wire.datagram import split_datagram
-from meshedge.wire.message import PROTOCOL_VERSION
-from meshedge.wire.message_types import MessageType
 
 
 def _pair() -> tuple[CoreMesh, Membership, Membership]:

@@ -27,7 +27,7 @@ from cli_nodes import (
     node_processes,
 )
 
-from meshedge.core.timing import Timing
+from meshedge.core._timing import Timing
 
 #: Seconds for five processes to start and form a mesh on a busy two-core machine.
 FORM_TIMEOUT = 20

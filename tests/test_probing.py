@@ -23,8 +23,8 @@ from meshedge import (
     NodeId,
     Timing,
 )
-from meshedge.core.awareness import Awareness
-from meshedge.core.suspicion import Suspicion
+from meshedge.core._awareness import Awareness
+from meshedge.core._suspicion import Suspicion
 
 # ---------------------------------------------------------------------- failure detection
 

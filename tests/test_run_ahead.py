@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import trio
 
-from meshedge.core.stealing import Task, TaskOutcome, WorkStealing
-from meshedge.identity import Identity
+from meshedge._identity import Identity
+from meshedge.core._stealing import Task, TaskOutcome, WorkStealing
 from meshedge.runtime import NodeConfig, Timing, open_node
-from meshedge.runtime.task_runner import SlotThreads
-from meshedge.runtime.tasks import TaskRegistry
+from meshedge.runtime._task_runner import SlotThreads
+from meshedge.runtime._tasks import TaskRegistry
 
 ME = Identity.generate().node_id
 

@@ -41,8 +41,9 @@ from runtime_helpers import (
 )
 
 from meshedge import Identity, Keyring, LocalProtocolError, TrustPolicy
-from meshedge.core.envelope import UNEXPECTED_REASONS
-from meshedge.core.events import (
+from meshedge._errors import DropReason, MeshError, PeerUnavailableError, UnknownPeerError
+from meshedge.core._envelope import UNEXPECTED_REASONS
+from meshedge.core._events import (
     MemberEvent,
     MemberFailed,
     MemberJoined,
@@ -50,8 +51,8 @@ from meshedge.core.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from meshedge.core.member import MemberState
-from meshedge.core.statistics import (
+from meshedge.core._member import MemberState
+from meshedge.core._statistics import (
     CORE_SECTIONS,
     MEMBERSHIP_SECTIONS,
     NODE_KEYS,
@@ -65,15 +66,14 @@ from meshedge.core.statistics import (
     disjoint_keys,
     merge,
 )
-from meshedge.core.stealing import StealingTiming
-from meshedge.core.timing import Timing
-from meshedge.errors import DropReason, MeshError, PeerUnavailableError, UnknownPeerError
-from meshedge.runtime.addresses import is_ip
-from meshedge.runtime.config import NodeConfig
-from meshedge.runtime.exception_groups import unwrap_lone_exception
-from meshedge.runtime.node import Message, Node, open_node
-from meshedge.runtime.tasks import TaskRegistry
-from meshedge.runtime.transport import UdpEndpoint
+from meshedge.core._stealing import StealingTiming
+from meshedge.core._timing import Timing
+from meshedge.runtime._addresses import is_ip
+from meshedge.runtime._config import NodeConfig
+from meshedge.runtime._exception_groups import unwrap_lone_exception
+from meshedge.runtime._node import Message, Node, open_node
+from meshedge.runtime._tasks import TaskRegistry
+from meshedge.runtime._transport import UdpEndpoint
 
 # -- forming a mesh --------------------------------------------------------------------
 
@@ -818,7 +818,7 @@ def test_is_ip_knows_literals_and_never_resolves(host: str, expected: bool) -> N
 
 def test_address_text_round_trips_from_every_import_path() -> None:
     from meshedge.runtime import format_address as runtime_format
-    from meshedge.runtime.config import format_address, parse_address
+    from meshedge.runtime._config import format_address, parse_address
 
     assert runtime_format is format_address
     for address in (("127.0.0.1", 7946), ("::1", 0)):

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from meshedge import LocalProtocolError
-from meshedge.core.timing import Timing
+from meshedge.core._timing import Timing
 from meshedge.sim.__main__ import main
 from meshedge.sim.scenarios import (
     bandwidth,
@@ -127,7 +127,7 @@ def test_cli_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixtur
 #: benchmarks; the modules behind them may change, these import paths may not.
 PUBLIC_PATHS = {
     "meshedge.sim": ("Delivery", "SimStatistics", "Simulation", "SimulationTimeout"),
-    "meshedge.sim.simulation": (
+    "meshedge.sim._simulation": (
         "SIM_TASK",
         "PAUSED_BUFFER",
         "Delivery",

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 import pytest
 
 from meshedge import LocalProtocolError
-from meshedge.core.config import TaskSetup
-from meshedge.core.member import Member, MemberState
-from meshedge.core.stealing import StealingTiming, Task, TaskFinished, TaskOutcome, WorkStealing
-from meshedge.identity import Identity
+from meshedge._identity import Identity
+from meshedge.core._config import TaskSetup
+from meshedge.core._member import Member, MemberState
+from meshedge.core._stealing import StealingTiming, Task, TaskFinished, TaskOutcome, WorkStealing
 from meshedge.testing import CoreMesh
+from meshedge.wire._message_types import MessageType
 from meshedge.wire.bodies import Dead, Lease, Load, Steal, Tasks
-from meshedge.wire.message_types import MessageType
 
 TIMING = StealingTiming(load_interval=0.04, lease_timeout=3.0)
 

@@ -32,8 +32,8 @@ import trio
 from stealing_tasks import expected, registry
 
 from meshedge.runtime import MemberState, NodeConfig, Timing, open_node
-from meshedge.runtime.node import Node
-from meshedge.runtime.tasks import TaskError
+from meshedge.runtime._node import Node
+from meshedge.runtime._tasks import TaskError
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

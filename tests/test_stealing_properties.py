@@ -26,9 +26,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from meshedge.core.member import MemberState
-from meshedge.core.stealing import StealingTiming, requirements_met
-from meshedge.core.timing import Timing
+from meshedge.core._member import MemberState
+from meshedge.core._stealing import StealingTiming, requirements_met
+from meshedge.core._timing import Timing
 from meshedge.sim import Simulation
 
 NODES = 5

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from stealing_helpers import THIEF, finish_running, finished, pair, running, submit
 
-from meshedge.core.stealing import Outgoing, TaskOutcome
-from meshedge.wire.message_types import MessageType
+from meshedge.core._stealing import Outgoing, TaskOutcome
+from meshedge.wire._message_types import MessageType
 
 
 def test_results_share_frames_while_busy_and_go_at_once_when_idle() -> None:

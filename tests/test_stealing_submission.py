@@ -9,11 +9,11 @@ import trio
 import trio.testing
 
 from meshedge import LocalProtocolError
-from meshedge.core.stealing import TASK_ID_SIZE, WorkStealing
-from meshedge.identity import Identity
+from meshedge._identity import Identity
+from meshedge.core._stealing import TASK_ID_SIZE, WorkStealing
 from meshedge.runtime import NodeConfig, Timing, open_node
-from meshedge.runtime.node import SUBMIT_BATCH
-from meshedge.runtime.tasks import TaskRegistry
+from meshedge.runtime._node import SUBMIT_BATCH
+from meshedge.runtime._tasks import TaskRegistry
 
 ME = Identity.generate().node_id
 

@@ -6,10 +6,10 @@ import random
 
 from stealing_helpers import THIEF, finish_running, finished, member, pair, submit
 
-from meshedge.core.stealing import TaskOutcome, WorkStealing
-from meshedge.identity import Identity
+from meshedge._identity import Identity
+from meshedge.core._stealing import TaskOutcome, WorkStealing
+from meshedge.wire._message_types import MessageType
 from meshedge.wire.bodies import Load, Steal, Task, Tasks
-from meshedge.wire.message_types import MessageType
 
 
 def test_an_expired_back_off_on_a_victim_not_worth_robbing_sets_no_timer() -> None:

@@ -31,9 +31,9 @@ from meshedge import (
     MemberSuspected,
     MessageReceived,
 )
-from meshedge.core.events import MemberEvent
-from meshedge.core.outputs import Datagram, Frame
-from meshedge.identity import Identity
+from meshedge._identity import Identity
+from meshedge.core._events import MemberEvent
+from meshedge.core._outputs import Datagram, Frame
 from meshedge.testing import CoreMesh, Task, TaskFinished, TaskOutcome, TaskSetup
 from meshedge.wire import seal_datagram
 from meshedge.wire.bodies import Ping

@@ -24,10 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshedge import DropReason, MemberState, NodeId, Timing
-from meshedge.core.events import MemberEvent, MemberUpdated
-from meshedge.core.member_table import MemberRecord, MemberTable
-from meshedge.core.suspicion import Suspicion
-from meshedge.core.transitions import (
+from meshedge.core._events import MemberEvent, MemberUpdated
+from meshedge.core._member_table import MemberRecord, MemberTable
+from meshedge.core._suspicion import Suspicion
+from meshedge.core._transitions import (
     ABOUT_SELF,
     MEMBERS_FULL,
     STATEMENT_KINDS,
@@ -37,8 +37,8 @@ from meshedge.core.transitions import (
     StatementApplier,
     Transition,
 )
+from meshedge.wire._message_types import MessageType
 from meshedge.wire.bodies import Alive, Body
-from meshedge.wire.message_types import MessageType
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN, SUBJECT, THIRD = (NodeId(bytes([n]) * 32) for n in (1, 2, 3))

@@ -7,7 +7,7 @@ import socket
 import trio
 import trio.testing
 
-from meshedge.runtime.transport import FRAME_HEADER_SIZE, Links, frame, read_frames, tcp_listener
+from meshedge.runtime._transport import FRAME_HEADER_SIZE, Links, frame, read_frames, tcp_listener
 
 
 async def _collector(

@@ -48,9 +48,9 @@ from meshedge.wire import (
     seal_frame,
     verify_message,
 )
+from meshedge.wire._message import PROTOCOL_VERSION
+from meshedge.wire._schema import record, uint
 from meshedge.wire.bodies import MESSAGE_SCHEMAS
-from meshedge.wire.message import PROTOCOL_VERSION
-from meshedge.wire.schema import record, uint
 
 KEYRING = Keyring([bytes(range(32))])
 #: A sensor reading whose CBOR body is about 100 bytes.

@@ -12,8 +12,8 @@ import cbor2
 
 from meshedge import Identity
 from meshedge.wire import cose
-from meshedge.wire.message import PROTOCOL_VERSION
-from meshedge.wire.message import sign_message as _sign_message
+from meshedge.wire._message import PROTOCOL_VERSION
+from meshedge.wire._message import sign_message as _sign_message
 
 MESH = "test-mesh"
 #: A realistic boot epoch (wall-clock milliseconds, November 2023).

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..wire.message import PROTOCOL_VERSION
+from ..wire._message import PROTOCOL_VERSION
 
 __all__ = [
     "EXIT_ADDRESS_IN_USE",
@@ -60,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    from ..errors import KeyFileError, LocalProtocolError
-    from ..identity import Identity
+    from .._errors import KeyFileError, LocalProtocolError
+    from .._identity import Identity
 
     args = _parser().parse_args(argv)
     try:

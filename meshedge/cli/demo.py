@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
-    from ..runtime.node import Node
+    from ..runtime._node import Node
 
 __all__ = ["add_demo_arguments", "demo_command"]
 
@@ -271,9 +271,9 @@ class _Job:
 
 async def _work(demo: _Demo, summary: dict[str, Any], image: str | None) -> None:
     """Phase 4: the demo's node submits the tiles; the workers steal them; one dies."""
-    from ..core.timing import Timing
-    from ..runtime.config import NodeConfig
-    from ..runtime.node import open_node
+    from ..core._timing import Timing
+    from ..runtime._config import NodeConfig
+    from ..runtime._node import open_node
     from .demo_tasks import HEIGHT, TILE_ROWS, WIDTH, registry, write_png
 
     workers = demo.procs
@@ -309,7 +309,7 @@ async def _work(demo: _Demo, summary: dict[str, Any], image: str | None) -> None
 
 async def _wait_for_workers(node: Node, workers: list[_Proc]) -> None:
     """Wait until the demo's node sees every worker alive."""
-    from ..core.member import MemberState
+    from ..core._member import MemberState
 
     worker_ids = {p.node_id for p in workers}
 
@@ -397,7 +397,7 @@ async def _stop_all(demo: _Demo) -> None:
 
 def demo_command(args: argparse.Namespace) -> int:
     """Run ``meshedge demo``; returns the exit code."""
-    from ..errors import LocalProtocolError
+    from .._errors import LocalProtocolError
 
     if not 2 <= args.nodes <= 16:
         raise LocalProtocolError("--nodes must be between 2 and 16")

@@ -13,7 +13,7 @@ import time
 import zlib
 from typing import Any
 
-from ..runtime.tasks import TaskRegistry
+from ..runtime._tasks import TaskRegistry
 
 __all__ = ["HEIGHT", "MAX_ITERATIONS", "TILE_ROWS", "WIDTH", "registry", "render_tile", "write_png"]
 

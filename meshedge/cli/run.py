@@ -14,7 +14,9 @@ from typing import Any, TextIO
 
 import trio
 
-from ..core.events import (
+from .._errors import LocalProtocolError
+from .._identity import Identity
+from ..core._events import (
     MemberEvent,
     MemberFailed,
     MemberJoined,
@@ -24,13 +26,11 @@ from ..core.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from ..core.timing import Timing
-from ..errors import LocalProtocolError
-from ..identity import Identity
-from ..runtime.config import NodeConfig, format_address
-from ..runtime.node import Node, open_node
-from ..runtime.tasks import TaskRegistry
-from ..wire.keyring import Keyring
+from ..core._timing import Timing
+from ..runtime._config import NodeConfig, format_address
+from ..runtime._node import Node, open_node
+from ..runtime._tasks import TaskRegistry
+from ..wire._keyring import Keyring
 
 __all__ = ["add_run_arguments", "event_record", "json_records", "run_command"]
 

@@ -12,12 +12,13 @@ This namespace is the public API of a running node::
 
 The membership events, members and timing presets that the node hands out are
 re-exported here from the cores, and the task registry for work stealing from
-``meshedge.runtime.tasks``, so applications need no private module path.
+``meshedge.runtime._tasks``, so applications need no private module path.
 mDNS discovery on its own lives in ``meshedge.runtime.discovery`` (it imports zeroconf,
 so it is loaded only when a node enables mDNS).
 """
 
-from ..core.events import (
+from .._errors import PeerUnavailableError, UnknownPeerError
+from ..core._events import (
     MemberEvent,
     MemberFailed,
     MemberJoined,
@@ -27,13 +28,12 @@ from ..core.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from ..core.member import Address, Member, MemberState
-from ..core.timing import Timing
-from ..errors import PeerUnavailableError, UnknownPeerError
-from .addresses import format_address, parse_address
-from .config import NodeConfig
-from .node import Message, Node, open_node
-from .tasks import RegisteredTask, TaskError, TaskKind, TaskRegistry, UnknownTaskError
+from ..core._member import Address, Member, MemberState
+from ..core._timing import Timing
+from ._addresses import format_address, parse_address
+from ._config import NodeConfig
+from ._node import Message, Node, open_node
+from ._tasks import RegisteredTask, TaskError, TaskKind, TaskRegistry, UnknownTaskError
 
 __all__ = [
     "Address",

@@ -3,14 +3,14 @@
 Each node registers one DNS-SD service of type ``_meshedge._udp.local.`` named after
 its node id, with a TXT record that carries its full node id (``id``), its mesh name
 (``mesh``) and the discovery protocol version (``v``) (the record:
-``meshedge.runtime.mdns_records``). It browses for the same type and reports the
+``meshedge.runtime._mdns_records``). It browses for the same type and reports the
 services of *its* mesh as :class:`PeerFound` / :class:`PeerLost` events. Discovery only
 proposes peers: admission is decided later by the wire and trust rules, since anyone on
 the link can advertise anything.
 
 python-zeroconf runs its own asyncio loop in its own thread. Every blocking zeroconf call
 runs in a worker thread (:func:`trio.to_thread.run_sync`; zeroconf's side:
-``meshedge.runtime.mdns_zeroconf``), so starting and stopping discovery never stalls the
+``meshedge.runtime._mdns_zeroconf``), so starting and stopping discovery never stalls the
 trio event loop; zeroconf's browser callbacks only build an immutable value and hand it
 to trio with :func:`trio.from_thread.run_sync`. That bridge is :class:`MdnsDiscovery`.
 
@@ -32,12 +32,12 @@ from typing import Final
 import trio
 from zeroconf import ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
-from ..errors import LocalProtocolError
-from ..identity import NodeId
-from ..wire.message import check_mesh_name
-from .addresses import is_ip
-from .exception_groups import unwrap_lone_exception
-from .mdns_records import (
+from .._errors import LocalProtocolError
+from .._identity import NodeId
+from ..wire._message import check_mesh_name
+from ._addresses import is_ip
+from ._exception_groups import unwrap_lone_exception
+from ._mdns_records import (
     DISCOVERY_VERSION,
     RECORD_TTL,
     SERVICE_TYPE,
@@ -51,7 +51,7 @@ from .mdns_records import (
     instance_name,
     service_info,
 )
-from .mdns_zeroconf import RESOLVE_TIMEOUT_MS, default_addresses, resolve_service, start_zeroconf
+from ._mdns_zeroconf import RESOLVE_TIMEOUT_MS, default_addresses, resolve_service, start_zeroconf
 
 __all__ = [
     "DISCOVERY_VERSION",

@@ -5,6 +5,6 @@ network (loss, latency, partitions, crashes, pauses) on a virtual clock, determi
 for a seed. See ``docs/simulation.md``.
 """
 
-from .simulation import Delivery, SimStatistics, Simulation, SimulationTimeout
+from ._simulation import Delivery, SimStatistics, Simulation, SimulationTimeout
 
 __all__ = ["Delivery", "SimStatistics", "Simulation", "SimulationTimeout"]

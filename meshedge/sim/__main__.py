@@ -19,9 +19,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ..errors import LocalProtocolError
-from .cli.arguments import PRESETS, SCENARIOS, build_parser
-from .cli.report import REPORTS
+from .._errors import LocalProtocolError
+from ._cli.arguments import PRESETS, SCENARIOS, build_parser
+from ._cli.report import REPORTS
 
 __all__ = ["SCENARIOS", "main"]
 

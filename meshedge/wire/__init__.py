@@ -3,7 +3,7 @@
 Sans-I/O: nothing here touches sockets, clocks or threads.
 """
 
-from .datagram import (
+from ._datagram import (
     ENCRYPTION_OVERHEAD,
     OpenedDatagram,
     datagram_room,
@@ -12,13 +12,13 @@ from .datagram import (
     seal_datagram,
     seal_frame,
 )
-from .keyring import Keyring
-from .limits import DEFAULT_LIMITS, WireLimits
-from .message import PROTOCOL_VERSION, SignedMessage, Signer, sign_message, verify_message
-from .message_types import MessageType
-from .replay import ReplayWindow
-from .signature import ED25519, INSECURE_SIMULATION_SIGNATURES, SignatureScheme
-from .trust import TrustPolicy
+from ._keyring import Keyring
+from ._limits import DEFAULT_LIMITS, WireLimits
+from ._message import PROTOCOL_VERSION, SignedMessage, Signer, sign_message, verify_message
+from ._message_types import MessageType
+from ._replay import ReplayWindow
+from ._signature import ED25519, INSECURE_SIMULATION_SIGNATURES, SignatureScheme
+from ._trust import TrustPolicy
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -15,7 +15,7 @@ Rules:
   it never validates again.
 * A new message type is a new class here, made with ``@body_type(MessageType.X)``,
   and a line in :data:`BODY_CLASSES`; nothing else derives a schema. The machinery is
-  in :mod:`meshedge.wire.codec`.
+  in :mod:`meshedge.wire._codec`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from ..identity import NodeId
-from .codec import (
+from .._identity import NodeId
+from ._codec import (
     Address,
     Body,
     Codec,
@@ -39,8 +39,8 @@ from .codec import (
     tags_codec,
     wire_field,
 )
-from .message_types import MAX_SYNC_ITEMS, MessageType
-from .schema import (
+from ._message_types import MAX_SYNC_ITEMS, MessageType
+from ._schema import (
     Schema,
     any_plain,
     array_of,
@@ -206,7 +206,7 @@ class DigestEntry(NamedTuple):
     epoch: int
     #: Its incarnation.
     incarnation: int
-    #: Its :class:`~meshedge.core.member.MemberState` value.
+    #: Its :class:`~meshedge.core._member.MemberState` value.
     state: int
 
 

@@ -1,6 +1,6 @@
 """Low-level COSE (RFC 9052): COSE_Sign1 with EdDSA, COSE_Encrypt0 with ChaCha20/Poly1305.
 
-These functions know COSE and nothing of meshes; :mod:`meshedge.wire.message` builds the
+These functions know COSE and nothing of meshes; :mod:`meshedge.wire._message` builds the
 meshedge envelope on top of them. They interoperate with any RFC 9052 implementation
 (the tests check the COSE working group's examples).
 """
@@ -13,7 +13,7 @@ import cbor2
 import nacl.bindings
 import nacl.exceptions
 
-from .cbor import CborError, decode
+from ._cbor import CborError, decode
 
 __all__ = [
     "ALG_CHACHA20_POLY1305",

@@ -33,19 +33,19 @@ The scenarios are sans-I/O like the rest of :mod:`meshedge.sim`: the wall-clock 
 of the simulator is measured by ``benchmarks/membership.py``, not here.
 """
 
-from .conventions import CHECK_EVERY as CHECK_EVERY
-from .conventions import DEFAULT_WARMUP as DEFAULT_WARMUP
-from .detection import SWIM_FIRST_DETECTION_PERIODS as SWIM_FIRST_DETECTION_PERIODS
-from .detection import FailureDetectionResult, failure_detection
-from .gossip import ConvergenceModel, DisseminationResult, convergence_model, dissemination
-from .lifeguard import (
+from ._conventions import CHECK_EVERY as CHECK_EVERY
+from ._conventions import DEFAULT_WARMUP as DEFAULT_WARMUP
+from ._detection import SWIM_FIRST_DETECTION_PERIODS as SWIM_FIRST_DETECTION_PERIODS
+from ._detection import FailureDetectionResult, failure_detection
+from ._gossip import ConvergenceModel, DisseminationResult, convergence_model, dissemination
+from ._lifeguard import (
     FalsePositiveComparison,
     FalsePositiveResult,
     false_positive_run,
     false_positives,
 )
-from .partitions import PartitionHealResult, partition_heal
-from .traffic import BandwidthResult, bandwidth
+from ._partitions import PartitionHealResult, partition_heal
+from ._traffic import BandwidthResult, bandwidth
 
 __all__ = [
     "BandwidthResult",
