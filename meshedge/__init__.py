@@ -13,8 +13,7 @@ messages.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._errors import (
     DropReason,
@@ -26,6 +25,7 @@ from ._errors import (
     UnknownPeerError,
 )
 from ._identity import Identity, NodeId
+from ._lazy import lazy_names
 from .core._events import (
     BroadcastReceived,
     LeaveCompleted,
@@ -64,13 +64,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'meshedge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [

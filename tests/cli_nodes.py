@@ -8,7 +8,6 @@ exits, whatever happened.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
+from meshedge.cli.run import json_records
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: ``meshedge run`` event -> what it says of the member's state.
@@ -53,20 +54,15 @@ class NodeProcess:
 
     async def read_stdout(self) -> None:
         assert self.process.stdout is not None
-        buffer = b""
-        async for chunk in self.process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                self._on_line(line)
+        async for record in json_records(self.process.stdout):
+            self._on_record(record)
 
     async def read_stderr(self) -> None:
         assert self.process.stderr is not None
         async for chunk in self.process.stderr:
             self.stderr += chunk
 
-    def _on_line(self, line: bytes) -> None:
-        record: dict[str, Any] = json.loads(line)
+    def _on_record(self, record: dict[str, Any]) -> None:
         self.records.append(record)
         event = record["event"]
         if event == "started":

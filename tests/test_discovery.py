@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from zeroconf import ServiceInfo, ServiceStateChange
 
 from meshedge import Identity, LocalProtocolError, NodeId
+from meshedge.cli.run import json_records
 from meshedge.runtime import _mdns_records as mdns_records
 from meshedge.runtime import _mdns_zeroconf as mdns_zeroconf
 from meshedge.runtime import discovery as discovery_module
@@ -489,21 +490,16 @@ class NodeProcess:
 
     async def read(self) -> None:
         assert self.process.stdout is not None
-        buffer = b""
-        async for chunk in self.process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                self.lines.append(line.decode())
-                record = json.loads(line)
-                if "ready" in record:
-                    self.node_id = record["ready"]
-                elif "found" in record:
-                    self.found.add(record["found"])
-                elif "lost" in record:
-                    self.lost.add(record["lost"])
-                elif "stopped" in record:
-                    self.stopped = True
+        async for record in json_records(self.process.stdout):
+            self.lines.append(json.dumps(record))
+            if "ready" in record:
+                self.node_id = record["ready"]
+            elif "found" in record:
+                self.found.add(record["found"])
+            elif "lost" in record:
+                self.lost.add(record["lost"])
+            elif "stopped" in record:
+                self.stopped = True
 
 
 @pytest.mark.parametrize("namespace", ["lo-multicast", "lo-plain"], indirect=True)

@@ -17,7 +17,18 @@ from ..wire.bodies import Address
 from ._stealing import StealingTiming
 from ._timing import Timing
 
-__all__ = ["CoreConfig", "TaskSetup"]
+__all__ = ["CoreConfig", "TaskSetup", "stealing_timing_for"]
+
+
+def stealing_timing_for(timing: Timing, stealing: StealingTiming | None = None) -> StealingTiming:
+    """``stealing`` when given; else the defaults, with LOAD adverts at the gossip pace.
+
+    ``load_interval = timing.gossip_interval`` keeps the adverts of work as fast as the
+    mesh's own gossip: quick with ``Timing.local()``, slower on a WAN.
+    """
+    if stealing is not None:
+        return stealing
+    return StealingTiming(load_interval=timing.gossip_interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,4 @@ class CoreConfig:
 
     def stealing_timing(self) -> StealingTiming:
         """The work-stealing timing: the task setup's, or adverts at the gossip interval."""
-        if self.tasks is not None and self.tasks.timing is not None:
-            return self.tasks.timing
-        return StealingTiming(load_interval=self.timing.gossip_interval)
+        return stealing_timing_for(self.timing, None if self.tasks is None else self.tasks.timing)

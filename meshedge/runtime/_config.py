@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .._errors import LocalProtocolError
+from ..core._config import stealing_timing_for
 from ..core._stealing import StealingTiming
 from ..core._timing import Timing
 from ..wire._keyring import Keyring
@@ -88,9 +89,7 @@ class NodeConfig:
         ``load_interval`` set to ``timing.gossip_interval``: LOAD adverts then keep the
         pace of the mesh's gossip (fast with ``Timing.local()``, slower on a WAN).
         """
-        if self.stealing is not None:
-            return self.stealing
-        return StealingTiming(load_interval=self.timing.gossip_interval)
+        return stealing_timing_for(self.timing, self.stealing)
 
     def _check_addresses(self) -> None:
         parse_address(self.bind)

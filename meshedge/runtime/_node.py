@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from .._identity import Identity, NodeId
-from ..core._events import MembershipEvent
+from ..core._events import MemberEvent
 from ..core._member import Address, Member
 from ._addresses import advertised_address, bind_sockets, parse_address, resolve
 from ._config import NodeConfig
@@ -89,7 +89,7 @@ class Node:
 
     # ------------------------------------------------------------------ API
 
-    def events(self) -> AsyncIterator[MembershipEvent]:
+    def events(self) -> AsyncIterator[MemberEvent]:
         """Membership events: joined, updated, suspected, failed, left, recovered.
 
         The first consumer also gets the events since the node started (up to

@@ -18,7 +18,7 @@ import trio
 
 from .._errors import LocalProtocolError
 from .._identity import NodeId
-from ..core._events import MembershipEvent
+from ..core._events import MemberEvent
 
 __all__ = ["Message", "Subscriptions"]
 
@@ -119,7 +119,7 @@ class Subscriptions:
         #: Messages (direct or broadcast) on a topic nobody subscribes to.
         self.no_subscriber = 0
 
-    async def events(self) -> AsyncGenerator[MembershipEvent, None]:
+    async def events(self) -> AsyncGenerator[MemberEvent, None]:
         """Membership events; see :meth:`meshedge.runtime._node.Node.events`."""
         async with self._events.subscribe() as receive:
             async for event in receive:
@@ -146,7 +146,7 @@ class Subscriptions:
             if not fanout.channels:
                 self._topics.pop(topic, None)
 
-    def publish_event(self, event: MembershipEvent) -> None:
+    def publish_event(self, event: MemberEvent) -> None:
         """Hand a membership event to every events() consumer (never waits)."""
         self._events.publish(event)
 

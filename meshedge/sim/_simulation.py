@@ -25,6 +25,7 @@ from typing import Any
 
 from .._errors import LocalProtocolError
 from .._identity import Identity, NodeId
+from ..core._config import stealing_timing_for
 from ..core._member import Address, Member, MemberState
 from ..core._membership import Membership
 from ..core._node import NodeCore, NodeEvent
@@ -97,7 +98,7 @@ class Simulation:
         self.mesh = mesh
         self.signatures = signatures
         self.slots = slots
-        self.stealing_timing = stealing or StealingTiming(load_interval=self.timing.gossip_interval)
+        self.stealing_timing = stealing_timing_for(self.timing, stealing)
         # The order of the draws from the seeder fixes what each seed means.
         seeder = random.Random(seed)
         net_rng = random.Random(seeder.getrandbits(64))
