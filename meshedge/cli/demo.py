@@ -8,7 +8,8 @@ nodes steal from it; one worker is SIGKILLed halfway and its tiles run again els
 The image is written as a PNG to ``--image`` (by default into a new temporary
 directory, never the working directory) and its path printed; a summary prints the
 tasks per node, re-executions and efficiency against the ideal. Exits 0, or 1 if a
-phase did not complete in time.
+phase did not complete in time or Ctrl-C/SIGTERM stopped the demo (it stops its node
+processes first).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
+
+from ._signals import STOP_SIGNALS, StopSignals
 
 if TYPE_CHECKING:
     from ..runtime._node import Node
@@ -156,8 +159,15 @@ def _short(node_id: str) -> str:
     return node_id[:8]
 
 
-async def _demo(nodes: int, timing: str, image: str | None) -> bool:
-    with tempfile.TemporaryDirectory(prefix="meshedge-demo-") as directory:
+async def _demo(nodes: int, timing: str, image: str | None, early: StopSignals) -> bool:
+    # The receiver spans the whole demo, the stop of its processes included; signals
+    # left in it when it closes go to the StopSignals handlers, which only take note.
+    with (
+        trio.open_signal_receiver(*STOP_SIGNALS) as signals,
+        tempfile.TemporaryDirectory(prefix="meshedge-demo-") as directory,
+    ):
+        if early.seen:
+            return False  # stopped before the receiver opened: nothing started yet
         demo = _Demo(nodes, timing, directory)
         print(
             f"meshedge demo: {nodes} node processes on 127.0.0.1, mesh {demo.mesh!r}, "
@@ -167,6 +177,7 @@ async def _demo(nodes: int, timing: str, image: str | None) -> bool:
         summary: dict[str, Any] = {}
         completed = False
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, signals, nursery.cancel_scope)
             try:
                 await _phases(demo, nursery, summary)
                 await _work(demo, summary, image)
@@ -185,6 +196,14 @@ async def _demo(nodes: int, timing: str, image: str | None) -> bool:
             else:
                 print(f"  {name:<40} {value}")
         return True
+
+
+async def _stop_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
+    """At the first stop signal, cancel the demo; its ``finally`` stops the processes."""
+    async for _ in signals:
+        print("demo: stopped by a signal", file=sys.stderr, flush=True)
+        scope.cancel()
+        return
 
 
 async def _phases(demo: _Demo, nursery: trio.Nursery, summary: dict[str, Any]) -> None:
@@ -405,4 +424,9 @@ def demo_command(args: argparse.Namespace) -> int:
         folder = os.path.dirname(os.path.abspath(args.image))
         if not os.path.isdir(folder):
             raise LocalProtocolError(f"--image: {folder} is not a directory")
-    return 0 if trio.run(_demo, args.nodes, args.timing, args.image) else 1
+    early = StopSignals()
+    early.install()  # before trio.run, so trio installs no KeyboardInterrupt handler
+    try:
+        return 0 if trio.run(_demo, args.nodes, args.timing, args.image, early) else 1
+    finally:
+        early.ignore()

@@ -6,7 +6,6 @@ import argparse
 import errno
 import importlib
 import json
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -31,6 +30,7 @@ from ..runtime._config import NodeConfig, format_address
 from ..runtime._node import Node, open_node
 from ..runtime._tasks import TaskRegistry
 from ..wire._keyring import Keyring
+from ._signals import STOP_SIGNALS, StopSignals
 
 __all__ = ["add_run_arguments", "event_record", "json_records", "run_command"]
 
@@ -139,8 +139,15 @@ async def _run(
     as_json: bool,
     out: TextIO,
     tasks: TaskRegistry | None = None,
+    early: StopSignals | None = None,
 ) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # The receiver spans the node's whole life, shutdown included: the first signal
+    # starts the graceful stop; later ones wait in it and are re-delivered, harmlessly,
+    # to the StopSignals handlers when it closes. The stop itself is shielded and
+    # bounded by leave_timeout, so a second signal cannot and need not hurry it.
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        if early is not None and early.seen:
+            return  # stopped before the receiver opened: no node to start or leave
         async with open_node(config, identity=identity, tasks=tasks) as node:
             _emit(
                 out,
@@ -222,12 +229,16 @@ def run_command(args: argparse.Namespace) -> int:
         task_slots=args.slots,
     )
     tasks = load_registry(args.tasks) if args.tasks else None
+    early = StopSignals()
+    early.install()  # before trio.run, so trio installs no KeyboardInterrupt handler
     try:
-        trio.run(_run, config, identity, args.json, sys.stdout, tasks)
+        trio.run(_run, config, identity, args.json, sys.stdout, tasks, early)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"meshedge: {args.bind} is already in use", file=sys.stderr)
             return EXIT_ADDRESS_IN_USE
         print(f"meshedge: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        early.ignore()
     return EXIT_OK

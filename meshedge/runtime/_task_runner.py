@@ -24,7 +24,15 @@ from .._errors import LocalProtocolError
 from .._identity import NodeId
 from ..core._stealing import Task, TaskFinished, TaskOutcome
 from ..wire._cbor import CborError, check_plain
-from ._tasks import MAX_DEPTH, RegisteredTask, TaskError, TaskRegistry, check_arguments
+from ._tasks import (
+    MAX_DEPTH,
+    RegisteredTask,
+    TaskError,
+    TaskRegistry,
+    check_arguments,
+    check_not_reimporting_main,
+    unguarded_main,
+)
 
 if TYPE_CHECKING:
     from ._pump import Pump
@@ -73,6 +81,16 @@ class SlotThreads:
         running one is abandoned: it finishes in the background and its result is
         dropped.
         """
+        return (await self.outcome(function)).unwrap()
+
+    async def outcome(self, function: Callable[[], Any]) -> outcome.Outcome[Any]:
+        """Run ``function`` in a slot thread; give what it returned or raised.
+
+        Every exception of ``function``, ``SystemExit`` and ``KeyboardInterrupt``
+        included, comes back as an :class:`outcome.Error`; only this trio task's own
+        cancellation (or a ``KeyboardInterrupt`` trio delivers to it) is raised. A
+        checkpoint; cancellation as for :meth:`run`.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
         if len(self._threads) < self._count:
             thread = threading.Thread(target=self._work, name="meshedge-slot", daemon=True)
@@ -86,7 +104,7 @@ class SlotThreads:
             job.cancelled = True
             raise
         assert job.result is not None
-        return job.result.unwrap()
+        return job.result
 
     def close(self) -> None:
         """Let every thread end once it finishes what it is running."""
@@ -113,28 +131,68 @@ async def execute(
 ) -> TaskOutcome:
     """Run one task and give its outcome: what it returned, or what it raised.
 
+    Whatever the task's own code raised fails the task, ``SystemExit`` included (and,
+    from a thread or a worker process, ``KeyboardInterrupt``): it never stops the node.
+    Trio's cancellation and a ``KeyboardInterrupt`` from Ctrl-C still propagate.
+
     A checkpoint. Cancellation: an async task is cancelled; a thread is abandoned (it
     finishes in the background, its result is dropped); a worker process is killed.
     """
-    function = registered.function
+    call = functools.partial(registered.function, *args, **kwargs)
     try:
         if registered.kind == "async":
-            result = await function(*args, **kwargs)
+            result = await _in_trio(call)
         elif registered.kind == "thread":
-            result = await threads.run(functools.partial(function, *args, **kwargs))
+            result = await threads.outcome(call)
         else:
-            import trio_parallel
-
-            result = await trio_parallel.run_sync(
-                functools.partial(function, *args, **kwargs), kill_on_cancel=True
-            )
-    except Exception as exc:
+            result = await _in_process(call)
+    except Exception as exc:  # around the task: a broken worker, a job that does not pickle
         return TaskOutcome.raised(type(exc).__name__, str(exc))
+    if isinstance(result, outcome.Error):
+        return TaskOutcome.raised(type(result.error).__name__, str(result.error))
+    value = result.unwrap()  # a Value: unwrapping gives what the task returned
     try:
-        check_plain(result, MAX_DEPTH)
+        check_plain(value, MAX_DEPTH)
     except CborError as exc:
         return TaskOutcome.raised("TypeError", f"result is not plain CBOR data: {exc}")
-    return TaskOutcome.returned(result)
+    return TaskOutcome.returned(value)
+
+
+async def _in_trio(call: Callable[[], Any]) -> outcome.Outcome[Any]:
+    """Await an async task; what its coroutine raised comes back as an Error.
+
+    ``SystemExit`` (``sys.exit()``) counts, alone or in a group of the task's own
+    nursery; ``Cancelled`` and ``KeyboardInterrupt`` do not: trio raises those into any
+    running code, so they are not the task's own.
+    """
+    try:
+        return outcome.Value(await call())
+    except (Exception, SystemExit) as exc:
+        return outcome.Error(exc)
+    except BaseExceptionGroup as group:
+        if group.split((Exception, SystemExit))[1] is not None:
+            raise
+        return outcome.Error(group)
+
+
+async def _in_process(call: Callable[[], Any]) -> outcome.Outcome[Any]:
+    """Run a process task in a trio_parallel worker process.
+
+    ``outcome.capture`` runs in the worker, so what the task raised comes back as an
+    Error, ``SystemExit`` and ``KeyboardInterrupt`` included; trio_parallel's own
+    failures (``BrokenWorkerProcessError``) and cancellation are raised here. A main
+    module that would start its node again inside the worker fails the task at once,
+    before any worker starts (see :func:`unguarded_main`).
+    """
+    problem = unguarded_main()
+    if problem is not None:
+        await trio.lowlevel.checkpoint()
+        return outcome.Error(RuntimeError(problem))
+    import trio_parallel
+
+    job = functools.partial(outcome.capture, call)
+    result: outcome.Outcome[Any] = await trio_parallel.run_sync(job, kill_on_cancel=True)
+    return result
 
 
 def run_ahead_names(registry: TaskRegistry) -> list[str]:
@@ -177,6 +235,10 @@ class TaskRunner:
         registry: the functions this node runs, or None for a node without tasks.
         slots: tasks run at once (``NodeConfig.task_slots``).
         nursery: the node's nursery, where the tasks run.
+
+    Raises:
+        LocalProtocolError: this process is a worker process importing the main module
+            (see :func:`~meshedge.runtime._tasks.check_not_reimporting_main`).
     """
 
     def __init__(
@@ -187,6 +249,7 @@ class TaskRunner:
         slots: int,
         nursery: trio.Nursery,
     ) -> None:
+        check_not_reimporting_main()
         self._pump = pump
         self._node_id = node_id
         self._registry = registry

@@ -8,7 +8,11 @@ runner's part (``meshedge.runtime._task_runner``).
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
+import multiprocessing
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar, overload
@@ -17,13 +21,27 @@ from .._errors import LocalProtocolError, MeshError
 from .._identity import NodeId
 from ..wire._cbor import CborError, check_plain
 
-__all__ = ["RegisteredTask", "TaskError", "TaskKind", "TaskRegistry", "UnknownTaskError"]
+__all__ = [
+    "RegisteredTask",
+    "TaskError",
+    "TaskKind",
+    "TaskRegistry",
+    "UnknownTaskError",
+    "check_not_reimporting_main",
+    "unguarded_main",
+]
 
 #: How a task runs: as a trio task, in a worker thread, or in a worker process.
 TaskKind = Literal["async", "thread", "process"]
 F = TypeVar("F", bound=Callable[..., Any])
 #: Nesting allowed in task arguments and results (as for message bodies).
 MAX_DEPTH: Final = 16
+#: What to do about a script that a process task's worker re-runs.
+MAIN_GUARD_ADVICE: Final = (
+    'put trio.run(main) under `if __name__ == "__main__":`; a worker process of a '
+    'kind="process" task imports the main module again, and runs whatever it does '
+    "outside that guard"
+)
 
 
 class TaskError(MeshError):
@@ -156,3 +174,55 @@ def check_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
         check_plain(kwargs, MAX_DEPTH)
     except CborError as exc:
         raise LocalProtocolError(f"task arguments must be plain CBOR data: {exc}") from None
+
+
+def check_not_reimporting_main() -> None:
+    """Refuse to open a node while a worker process re-imports the main module.
+
+    A "spawn" or "forkserver" worker (``kind="process"`` tasks) imports the main module
+    before it runs anything; multiprocessing marks that phase with the
+    ``_inheriting`` flag of the current process, which it checks itself before it
+    refuses to start a process. A node opened then is the script's own node started a
+    second time, by code outside an ``if __name__ == "__main__":`` guard.
+
+    Raises:
+        LocalProtocolError: this process is such a worker, importing the main module.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise LocalProtocolError(
+            f"a node was opened while a worker process imports the main module: {MAIN_GUARD_ADVICE}"
+        )
+
+
+@functools.cache
+def unguarded_main() -> str | None:
+    """Why worker processes cannot run tasks for this program, or None if they can.
+
+    A worker process re-runs the main module's top level. A script that calls
+    ``trio.run`` there, outside any ``if __name__ ...`` block, would start its node a
+    second time inside every worker (which then dies). Only the source of the main
+    module is read; it is checked once per process.
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return None  # an interactive session, or a frozen or compiled program
+    try:
+        with open(path, encoding="utf-8") as source:
+            tree = ast.parse(source.read(), path)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    for statement in tree.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if isinstance(statement, ast.If) and "__name__" in ast.unparse(statement.test):
+            continue
+        if any(_calls_trio_run(node) for node in ast.walk(statement)):
+            return f"{path} calls trio.run at line {statement.lineno}: {MAIN_GUARD_ADVICE}"
+    return None
+
+
+def _calls_trio_run(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+        return False
+    target = node.func
+    return target.attr == "run" and isinstance(target.value, ast.Name) and target.value.id == "trio"
