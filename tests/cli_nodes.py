@@ -69,7 +69,7 @@ class NodeProcess:
             self.node_id, self.address = record["id"], record["address"]
         elif event == "stopped":
             self.stopped = True
-        else:
+        elif "id" in record and "state" in record:  # a member event (not a warning)
             self.view[record["id"]] = record["state"]
         self._changed()
 

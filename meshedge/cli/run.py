@@ -30,6 +30,7 @@ from ..runtime._config import NodeConfig, format_address
 from ..runtime._node import Node, open_node
 from ..runtime._tasks import TaskRegistry
 from ..wire._keyring import Keyring
+from ._logging import LOG_LEVELS, command_logging
 from ._signals import STOP_SIGNALS, StopSignals
 
 __all__ = ["add_run_arguments", "event_record", "json_records", "run_command"]
@@ -94,6 +95,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--timing", choices=sorted(_TIMINGS), default="lan", help="protocol timing preset"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--log-level",
+        choices=list(LOG_LEVELS),
+        default="warning",
+        help="log to stderr from this level on; with --json warnings are records too"
+        " (default: warning)",
+    )
     parser.add_argument(
         "--tasks",
         metavar="MODULE:NAME",
@@ -232,7 +240,8 @@ def run_command(args: argparse.Namespace) -> int:
     early = StopSignals()
     early.install()  # before trio.run, so trio installs no KeyboardInterrupt handler
     try:
-        trio.run(_run, config, identity, args.json, sys.stdout, tasks, early)
+        with command_logging(args.log_level, args.json, sys.stdout, sys.stderr):
+            trio.run(_run, config, identity, args.json, sys.stdout, tasks, early)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"meshedge: {args.bind} is already in use", file=sys.stderr)

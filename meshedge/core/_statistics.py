@@ -151,8 +151,12 @@ class TaskCounters(Section):
     submitted: int = 0
     #: Own tasks whose result arrived.
     completed: int = 0
-    #: Results dropped because one had arrived already.
+    #: Results dropped because the task's first result had arrived already (or, for a
+    #: task this node never submitted or no longer remembers, any result).
     duplicates: int = 0
+    #: Results dropped because the caller had cancelled the task before any result
+    #: came (a ``map`` that stopped at a failure, a cancelled ``submit``).
+    late_results: int = 0
     #: Own tasks queued again after their holder died or its lease ran out.
     requeued: int = 0
     #: Tasks this node received by stealing.

@@ -186,17 +186,30 @@ class Node:
         *,
         ordered: bool = True,
         requires: Mapping[str, str] | None = None,
+        return_exceptions: bool = False,
     ) -> AsyncIterator[Any]:
         """Submit ``name(argument)`` for each argument and yield the results.
 
         An async generator: results come in argument order (``ordered=True``) or as they
-        complete. A tuple argument is spread as positional arguments. Closing or
-        cancelling the iteration cancels the tasks not yet finished.
+        complete. A tuple argument is spread as positional arguments. Each step is a
+        checkpoint. Closing or cancelling the iteration cancels the tasks not yet
+        finished.
+
+        A task that raised stops the iteration at its result: its :class:`TaskError`
+        is raised there and the tasks not yet finished are cancelled. With
+        ``return_exceptions=True`` (``asyncio.gather``'s convention) the TaskError is
+        yielded in that task's place instead and the other tasks keep running: one
+        value per argument, a result or a TaskError, in the order chosen by ``ordered``.
 
         Raises:
-            TaskError: when the next result to yield is an error.
+            TaskError: the next result to yield is an error (not with
+                ``return_exceptions``).
+            UnknownTaskError: ``name`` is not registered on this node (even with
+                ``return_exceptions``: a mistake of the call, not a task's outcome).
+            LocalProtocolError: an argument that is not plain CBOR data, or a node
+                opened without a task registry (likewise).
         """
-        return self._tasks.map(name, arguments, ordered, requires)
+        return self._tasks.map(name, arguments, ordered, requires, return_exceptions)
 
     # ------------------------------------------------------------------ lifetime
 

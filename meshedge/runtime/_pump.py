@@ -26,12 +26,14 @@ from .._errors import DropReason, PeerUnavailableError
 from .._identity import Identity, NodeId
 from ..core._config import CoreConfig, TaskSetup
 from ..core._events import BroadcastReceived, LeaveCompleted, MemberEvent, MessageReceived
-from ..core._member import Address, Member
+from ..core._member import Address, Member, MemberState
 from ..core._node import NodeCore, NodeEvent
 from ..core._outputs import CancelTask, Datagram, Frame, Output, StartTask
 from ..core._statistics import SubscriptionCounters, TransportCounters, merge
 from ..core._stealing import Task, TaskFinished, TaskOutcome
+from ._addresses import format_address
 from ._config import NodeConfig
+from ._log import DropLog, Unreachable, logger
 from ._subscriptions import Subscriptions
 from ._task_runner import TaskRunner, run_ahead_names
 from ._tasks import TaskRegistry
@@ -132,6 +134,8 @@ class Pump:
         self._seeds: list[Address] = []
         self._left: trio.Event | None = None  # set once the LEFT statement is out
         self._leave_completed = False
+        self._unreachable = Unreachable()
+        self._drop_log = DropLog()
         # What this node handed to its sockets, of every core (TransportCounters says
         # what each means); what it received is counted by the core.
         self._stats: dict[str, int] = {
@@ -284,6 +288,7 @@ class Pump:
             await self.links.aclose()
         self.subscriptions.close()
         self.tasks.close()
+        logger.info("node %s stopped", self.core.id)
 
     async def _leave(self) -> None:
         """Leave gracefully: spread the LEFT statement for up to ``leave_timeout``."""
@@ -377,10 +382,20 @@ class Pump:
         try:
             await self.links.send(address, data)
             self._count_frame(data)
-        except PeerUnavailableError:
+        except PeerUnavailableError as exc:
             self._stats["frames_unsent"] += 1
+            self._unreachable.failed(
+                address, exc, seed=address in self._seeds, state=lambda: self._state_at(address)
+            )
         finally:
             self._background_frames -= 1
+
+    def _state_at(self, address: Address) -> MemberState | None:
+        """The state of the (other) member this node knows at ``address``, or None."""
+        for member in self._membership.members():
+            if member.address == address and member.id != self.core.id:
+                return member.state
+        return None
 
     # ------------------------------------------------------------------ input loops
 
@@ -394,6 +409,8 @@ class Pump:
         await nursery.start(self.udp_loop)
         await nursery.start(trio.serve_listeners, self.serve_connection, listeners)
         nursery.start_soon(self.housekeeping)
+        address = format_address(self.address)
+        logger.info("node %s started on %s, mesh %r", self.core.id, address, self._config.mesh)
 
     async def timer_loop(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -425,6 +442,7 @@ class Pump:
         while True:
             await trio.sleep(max(1.0, self._config.connection_idle_timeout / 4))
             await self.links.close_idle(self._config.connection_idle_timeout)
+            self._drop_log.report(self.statistics)
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
         """Read the frames of one inbound connection until it ends, then close it.

@@ -217,13 +217,17 @@ class _Waiter:
         if self.notify is not None:
             self.notify.send_nowait(self)
 
-    def result(self) -> Any:
+    def result(self, return_exceptions: bool = False) -> Any:
+        """What the task returned; if it raised, raise (or return) its TaskError."""
         event = self.event
         assert event is not None
         if event.ok:
             return event.value
         type_name, message = [*list(event.value), "", ""][:2]
-        raise TaskError(str(type_name), str(message), event.ran_on)
+        error = TaskError(str(type_name), str(message), event.ran_on)
+        if return_exceptions:
+            return error
+        raise error
 
 
 class TaskRunner:
@@ -401,8 +405,13 @@ class TaskRunner:
         arguments: Iterable[Any],
         ordered: bool,
         requires: Mapping[str, str] | None,
+        return_exceptions: bool = False,
     ) -> AsyncGenerator[Any, None]:
-        """Results of many tasks; see :meth:`meshedge.runtime._node.Node.map`."""
+        """Results of many tasks; see :meth:`meshedge.runtime._node.Node.map`.
+
+        A TaskError raised here ends the generator, whose ``finally`` cancels the tasks
+        not yet finished; with ``return_exceptions`` it is yielded and nothing stops.
+        """
         waiters: list[_Waiter] = []
         finished: trio.MemorySendChannel[_Waiter]
         finished, completions = trio.open_memory_channel[_Waiter](math.inf)
@@ -411,11 +420,11 @@ class TaskRunner:
             if ordered:
                 for waiter in waiters:
                     await waiter.done.wait()
-                    yield waiter.result()
+                    yield waiter.result(return_exceptions)
             else:
                 for _ in waiters:
                     waiter = await completions.receive()
-                    yield waiter.result()
+                    yield waiter.result(return_exceptions)
         finally:
             for waiter in waiters:
                 self._abandon(waiter)

@@ -83,6 +83,7 @@ class WorkStealing:
             "submitted": 0,
             "completed": 0,
             "duplicates": 0,
+            "late_results": 0,
             "requeued": 0,
             "stolen": 0,
             "given": 0,
@@ -286,8 +287,11 @@ class WorkStealing:
         self._pump(now)
 
     def cancel(self, task_id: bytes, now: float) -> None:
-        """The caller gave up on an own task: drop it wherever it is."""
-        entry = self._leases.entries.pop(task_id, None)
+        """The caller gave up on an own task: drop it wherever it is.
+
+        A result that still arrives for it counts in ``late_results``, not as a duplicate.
+        """
+        entry = self._leases.cancel(task_id)
         if entry is None:
             return
         if entry.holder is not None:
@@ -444,10 +448,15 @@ class WorkStealing:
             self._queue.drop(task_id)
 
     def _finish(self, task_id: bytes, ok: bool, value: Any, ran_on: NodeId) -> None:
-        """An own task's outcome: the first one counts, later ones are duplicates."""
-        entry = self._leases.entries.pop(task_id, None)
+        """An own task's outcome: the first one counts; later ones are dropped.
+
+        A dropped result is late if the caller cancelled the task before any result
+        came, and a duplicate otherwise (its first result was delivered).
+        """
+        leases = self._leases
+        entry = leases.entries.pop(task_id, None)
         if entry is None:
-            self.stats["duplicates"] += 1
+            self.stats["late_results" if leases.was_cancelled(task_id) else "duplicates"] += 1
             return
         self.stats["completed"] += 1
         if entry.requeued:

@@ -3,7 +3,9 @@
 A node holding another origin's task (queued or running) holds a *lease* on it, renewed
 every ``lease_timeout / 3`` by a LEASE message to the origin. The origin queues the task
 again when the holder is declared dead or the lease runs out, so execution is
-at-least-once; the book keeps the task until its first result arrives.
+at-least-once; the book keeps the task until its first result arrives. It also
+remembers the tasks cancelled while a copy was out, so that a result arriving for one
+of those later is told apart from a duplicate (a second result of a delivered task).
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from ..._identity import NodeId
 from ...wire.bodies import Task
 from .messages import Outbox
 from .timing import StealingTiming
 
-__all__ = ["Leases", "OriginEntry"]
+__all__ = ["CANCELLED_REMEMBERED", "Leases", "OriginEntry"]
+
+#: Cancelled own tasks an origin remembers (the most recent ones): a result of an older
+#: one counts as a duplicate. Only tasks a copy of which was out count (held elsewhere,
+#: or queued again after their holder was lost): a task cancelled here never reports.
+CANCELLED_REMEMBERED: Final = 65_536
 
 
 @dataclass(slots=True)
@@ -43,7 +51,7 @@ class Leases:
         stats: the core's counters (``requeued``).
     """
 
-    __slots__ = ("_heap", "_outbox", "_stats", "_timeout", "entries", "renew_at")
+    __slots__ = ("_cancelled", "_heap", "_outbox", "_stats", "_timeout", "entries", "renew_at")
 
     def __init__(self, timing: StealingTiming, outbox: Outbox, stats: dict[str, int]) -> None:
         self._timeout = timing.lease_timeout
@@ -56,12 +64,33 @@ class Leases:
         self._heap: list[tuple[float, bytes]] = []
         #: When this node next renews its leases on other origins' tasks.
         self.renew_at = math.inf
+        # Ids of cancelled own tasks that may still report, oldest first (a dict as an
+        # ordered set, at most CANCELLED_REMEMBERED).
+        self._cancelled: dict[bytes, None] = {}
 
     # ------------------------------------------------------------------ origin side
 
     def add(self, task: Task) -> None:
         """A task submitted here (queued here until stolen)."""
         self.entries[task.id] = OriginEntry(task)
+
+    def cancel(self, task_id: bytes) -> OriginEntry | None:
+        """The caller gave up on a task: forget it; None if it was not in the book.
+
+        A task with a copy out (held elsewhere, or queued again after its holder was
+        lost) is remembered, since that copy may still report: see :meth:`was_cancelled`.
+        """
+        entry = self.entries.pop(task_id, None)
+        if entry is not None and (entry.holder is not None or entry.requeued):
+            cancelled = self._cancelled
+            cancelled[task_id] = None
+            if len(cancelled) > CANCELLED_REMEMBERED:
+                del cancelled[next(iter(cancelled))]
+        return entry
+
+    def was_cancelled(self, task_id: bytes) -> bool:
+        """The task was cancelled while a copy was out (and is still remembered)."""
+        return task_id in self._cancelled
 
     def lease(self, task_id: bytes, entry: OriginEntry, holder: NodeId, now: float) -> None:
         """``holder`` holds the task: its lease runs for ``lease_timeout`` from ``now``."""
