@@ -42,7 +42,7 @@ from meshedge.core._envelope import UNEXPECTED_REASONS
 from meshedge.core._events import MemberEvent, MemberJoined
 from meshedge.core._member import Address
 from meshedge.runtime._node import Message, Node, open_node
-from meshedge.runtime._transport import frame
+from meshedge.runtime._transport import Place, frame
 from meshedge.wire import MessageType, seal_datagram, verify_message
 from meshedge.wire._datagram import split_datagram
 from meshedge.wire._message_types import DIRECT_TYPES
@@ -115,10 +115,10 @@ def spy_on(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
             mesh.datagrams.append(data)
         send_datagram(data, address)
 
-    async def frame_spy(address: Address, data: bytes) -> None:
+    async def frame_spy(address: Address, data: bytes, place: Place | None = None) -> None:
         if address == target.address:
             mesh.frames.append(data)
-        await send_frame(address, data)
+        await send_frame(address, data, place)
 
     def try_frame_spy(address: Address, data: bytes) -> bool:
         sent = try_frame(address, data)

@@ -77,6 +77,37 @@ async def test_try_send_writes_at_once_and_finishes_partial_frames_first() -> No
     assert set(frames[len(expected) : -1]) <= {b"cancelled"}
 
 
+async def test_frames_to_one_address_go_in_the_order_their_places_were_reserved() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    listener = listeners[0]
+    address = ("127.0.0.1", int(listener.socket.getsockname()[1]))
+    frames: list[bytes] = []
+    reading, last = trio.Event(), trio.Event()
+    reading.set()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_collector, listener, frames, reading, last)
+        links = Links(max_connections=4, connect_timeout=5.0, nursery=nursery)
+        # Reserved first, written last-started: the later send() waits for it.
+        first = links.reserve(address)
+        given_up = links.reserve(address)
+        nursery.start_soon(links.send, address, frame(b"second"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert frames == []
+        links.release(given_up)  # a place given up lets the frames behind it go
+        await links.send(address, frame(b"first"), first)
+        # An open link, but a frame still queued: try_send must not overtake it.
+        queued = links.reserve(address)
+        assert not links.try_send(address, frame(b"refused while a frame is queued"))
+        await links.send(address, frame(b"third"), queued)
+        assert links.try_send(address, frame(b"last"))
+        with trio.fail_after(10):
+            await last.wait()
+        await links.aclose()
+        listener.socket.close()
+        nursery.cancel_scope.cancel()
+    assert frames == [b"first", b"second", b"third", b"last"]
+
+
 async def test_a_listener_on_the_ipv6_wildcard_takes_ipv4_connections_too() -> None:
     # Only loopback connections are made; the wildcard bind itself sends nothing.
     listener = await tcp_listener("::", 0)

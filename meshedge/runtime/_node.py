@@ -19,10 +19,11 @@ from .._identity import Identity, NodeId
 from ..core._events import MemberEvent
 from ..core._member import Address, Member
 from ._addresses import advertised_address, bind_sockets, parse_address, resolve
+from ._build import build_core
 from ._config import NodeConfig
 from ._exception_groups import unwrap_lone_exception
 from ._mdns_seeds import run_mdns
-from ._pump import Pump, build_core
+from ._pump import Pump
 from ._subscriptions import Message
 from ._task_runner import SUBMIT_BATCH as SUBMIT_BATCH  # tests size map's slices by it
 from ._tasks import TaskRegistry

@@ -7,15 +7,13 @@ Every input (a datagram, a frame, a timer, a call of the API) is fed to the core
 controls every protocol timer.
 
 This is the runtime's one contact with the core: every call into :class:`NodeCore`
-(and its :class:`Membership`) is made here, and the rest of the runtime goes through
-the pump's methods. Its outputs go to the sockets, to the :class:`Subscriptions` and to
-the :class:`TaskRunner`.
+(and its :class:`Membership`) is made here (``meshedge.runtime._build`` only constructs
+the core), and the rest of the runtime goes through the pump's methods. Its outputs go
+to the sockets, to the :class:`Subscriptions` and to the :class:`TaskRunner`.
 """
 
 from __future__ import annotations
 
-import os
-import random
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -23,8 +21,7 @@ from typing import Any, Final
 import trio
 
 from .._errors import DropReason, PeerUnavailableError
-from .._identity import Identity, NodeId
-from ..core._config import CoreConfig, TaskSetup
+from .._identity import NodeId
 from ..core._events import BroadcastReceived, LeaveCompleted, MemberEvent, MessageReceived
 from ..core._member import Address, Member, MemberState
 from ..core._node import NodeCore, NodeEvent
@@ -35,63 +32,28 @@ from ._addresses import format_address
 from ._config import NodeConfig
 from ._log import DropLog, Unreachable, logger
 from ._subscriptions import Subscriptions
-from ._task_runner import TaskRunner, run_ahead_names
+from ._task_runner import TaskRunner
 from ._tasks import TaskRegistry
 from ._transport import (
     FRAME_HEADER_SIZE,
     FrameTimeout,
     FrameTooLarge,
     Links,
+    Place,
     UdpEndpoint,
     frame,
     read_frames,
 )
 
-__all__ = ["CONNECT_TIMEOUT", "MAX_BACKGROUND_FRAMES", "Pump", "build_core"]
+__all__ = ["CONNECT_TIMEOUT", "MAX_BACKGROUND_FRAMES", "Pump"]
 
 #: Seconds allowed to open a TCP connection to a peer.
 CONNECT_TIMEOUT: Final = 5.0
 #: Frames the pump may have in flight to peers at once (anti-entropy); more are dropped
 #: and counted, as the protocol retries anti-entropy anyway.
 MAX_BACKGROUND_FRAMES: Final = 64
-
-
-def core_config(config: NodeConfig, tasks: TaskRegistry | None, advertise: Address) -> CoreConfig:
-    """What the node's core is built with: the node's configuration, its tasks, its address."""
-    setup = None
-    if tasks is not None:
-        setup = TaskSetup(
-            can_run=frozenset(tasks.names()),
-            slots=config.task_slots,
-            run_ahead=frozenset(run_ahead_names(tasks)),
-            timing=config.stealing_timing(),
-        )
-    return CoreConfig(
-        mesh=config.mesh,
-        address=advertise,
-        timing=config.timing,
-        tags=config.tags,
-        trust=config.trust,
-        keyring=config.keyring,
-        limits=config.limits,
-        tasks=setup,
-    )
-
-
-def build_core(
-    config: NodeConfig, identity: Identity, tasks: TaskRegistry | None, advertise: Address
-) -> NodeCore:
-    """The node's core: membership, plus work stealing when there is a task registry.
-
-    Raises:
-        LocalProtocolError: the core refuses the configuration (e.g. oversized tags).
-    """
-    # Seeded from the OS: task ids and probe order need not be secret, only unpredictable
-    # enough not to collide across nodes.
-    rng = random.Random(os.urandom(32))
-    return NodeCore.create(
-        identity, core_config(config, tasks, advertise), rng, trio.current_time()
-    )
+#: A frame the caller writes itself: its bytes, its address, its reserved place.
+Waiting = tuple[bytes, Address, Place]
 
 
 class Pump:
@@ -272,10 +234,13 @@ class Pump:
         if not waiting:
             # Written: yield once like any send, but a cancellation now cannot unsend it.
             await trio.lowlevel.cancel_shielded_checkpoint()
-        for item in waiting:
-            framed = frame(item.data)
-            await self.links.send(item.address, framed)
-            self._count_frame(framed)
+        try:
+            for framed, address, place in waiting:
+                await self.links.send(address, framed, place)
+                self._count_frame(framed)
+        finally:  # a failed or cancelled send gives up the places of the frames after it
+            for _, _, place in waiting:
+                self.links.release(place)
         self._stats["messages_sent"] += 1
 
     async def stop(self) -> None:
@@ -317,17 +282,19 @@ class Pump:
         if self.can_accept():
             self.tasks.room()
 
-    def _obey(self, outputs: list[Output], *, keep_frames: bool = False) -> list[Frame]:
+    def _obey(self, outputs: list[Output], *, keep_frames: bool = False) -> list[Waiting]:
         """Send the datagrams, write the frames, start and cancel the tasks of ``outputs``.
 
         A frame that cannot be written at once goes on in a background task (or is
         dropped and counted when too many are in flight) — unless ``keep_frames``:
-        then it is returned for the caller to write with back-pressure.
+        then it is returned, with its place reserved, for the caller to write with
+        back-pressure. Either way its place in its link's queue is taken here, so
+        frames to one address go out in the order the core produced them.
         """
         stats = self._stats
         cancel: list[bytes] = []
         start: list[Task] = []
-        waiting: list[Frame] = []
+        waiting: list[Waiting] = []
         for item in outputs:
             if isinstance(item, Datagram):
                 if self.udp.sendto(item.data, item.address):
@@ -338,7 +305,7 @@ class Pump:
                 if self.links.try_send(item.address, framed):
                     self._count_frame(framed)
                 elif keep_frames:
-                    waiting.append(item)
+                    waiting.append((framed, item.address, self.links.reserve(item.address)))
                 else:
                     self._write_later(framed, item.address)
             elif isinstance(item, StartTask):
@@ -355,7 +322,9 @@ class Pump:
             self._stats["frames_dropped_busy"] += 1
             return
         self._background_frames += 1
-        self._nursery.start_soon(self._send_frame, framed, address)
+        # Reserved now, not when the task first runs: a later frame cannot overtake it.
+        place = self.links.reserve(address)
+        self._nursery.start_soon(self._send_frame, framed, address, place)
 
     def _dispatch(self, event: NodeEvent) -> None:
         """Hand one event of the core to where it belongs."""
@@ -378,9 +347,9 @@ class Pump:
         self._stats["frames_sent"] += 1
         self._stats["frame_bytes_sent"] += len(framed) - FRAME_HEADER_SIZE
 
-    async def _send_frame(self, data: bytes, address: Address) -> None:
+    async def _send_frame(self, data: bytes, address: Address, place: Place) -> None:
         try:
-            await self.links.send(address, data)
+            await self.links.send(address, data, place)
             self._count_frame(data)
         except PeerUnavailableError as exc:
             self._stats["frames_unsent"] += 1

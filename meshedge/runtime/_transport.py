@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import socket as stdlib_socket
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -26,6 +26,7 @@ __all__ = [
     "FrameTimeout",
     "FrameTooLarge",
     "Links",
+    "Place",
     "UdpEndpoint",
     "frame",
     "read_frames",
@@ -217,29 +218,44 @@ def _peer_closed(raw: stdlib_socket.socket) -> bool:
     return True
 
 
+class Place:
+    """A frame's place in the queue of writes to one address (see :meth:`Links.reserve`).
+
+    ``ready`` is set once every frame queued before it is written or given up.
+    """
+
+    __slots__ = ("link", "ready")
+
+    def __init__(self, link: _Link) -> None:
+        self.link = link
+        self.ready = trio.Event()
+
+
 class _Link:
-    __slots__ = ("address", "stream", "raw", "lock", "last_used", "tail", "tail_written", "senders")
+    __slots__ = ("address", "stream", "raw", "last_used", "tail", "tail_written", "places")
 
     def __init__(self, address: Address) -> None:
         self.address = address
         self.stream: trio.SocketStream | None = None
         # The same socket as ``stream``, for the synchronous liveness check and writes.
         self.raw: stdlib_socket.socket | None = None
-        self.lock = trio.Lock()
         self.last_used = 0.0
         # The unwritten end of a frame that ``try_send`` began, and the event set once
         # its writer task is done: later frames wait for it, so none interleave.
         self.tail = b""
         self.tail_written = trio.Event()
-        # Tasks inside ``send``: while any waits, ``try_send`` must not overtake it.
-        self.senders = 0
+        # The frames waiting to be written, in the order they were reserved; only the
+        # first one writes. While any waits, ``try_send`` must not overtake it.
+        self.places: deque[Place] = deque()
 
 
 class Links:
     """Outbound stream connections, one per peer address, reused and bounded.
 
-    ``send`` writes one frame under the link's lock, so frames to a peer keep their
-    order, and waits while the peer's TCP window is full (backpressure).
+    Frames for one address keep their order: :meth:`reserve` gives each a place in the
+    link's queue at once, without waiting, and :meth:`send` writes it when all the
+    frames reserved before it are written or given up, waiting while the peer's TCP
+    window is full (backpressure).
     """
 
     def __init__(
@@ -276,8 +292,7 @@ class Links:
             or link is None
             or link.raw is None
             or link.tail
-            or link.senders
-            or link.lock.locked()
+            or link.places
             or _peer_closed(link.raw)
         ):
             return False
@@ -299,10 +314,11 @@ class Links:
         the connection breaks now, that frame is lost with it, as is any frame the
         kernel had accepted but not yet delivered when a connection breaks.
         """
+        # No other write runs meanwhile: ``send`` waits for the tail, and ``try_send``
+        # refuses while there is one.
         try:
-            async with link.lock:
-                if link.tail and link.stream is not None:
-                    await link.stream.send_all(link.tail)
+            if link.tail and link.stream is not None:
+                await link.stream.send_all(link.tail)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             self.failures += 1
             await self._drop(link)
@@ -313,54 +329,81 @@ class Links:
             link.tail = b""
             link.tail_written.set()
 
-    async def send(self, address: Address, data: bytes) -> None:
-        """Write one frame (with its prefix) to ``address``, connecting if needed.
+    def reserve(self, address: Address) -> Place:
+        """The next place in the queue of frames to ``address``; not a checkpoint.
 
-        Retries once on a fresh connection if the kept one turned out broken.
-
-        Raises:
-            PeerUnavailableError: cannot connect or write.
+        The caller must pass it to :meth:`send` or to :meth:`release`: until then, the
+        frames reserved after it wait.
         """
         link = self._links.get(address)
         if link is None:
             link = self._links[address] = _Link(address)
-            await self._evict()
         self._links.move_to_end(address)
-        link.senders += 1
+        place = Place(link)
+        if not link.places:
+            place.ready.set()
+        link.places.append(place)
+        return place
+
+    @staticmethod
+    def release(place: Place) -> None:
+        """Give up ``place`` (if it is still queued): the next frame may go."""
+        places = place.link.places
+        if place not in places:
+            return
+        first = places[0] is place
+        places.remove(place)
+        if first and places:
+            places[0].ready.set()
+
+    async def send(self, address: Address, data: bytes, place: Place | None = None) -> None:
+        """Write one frame (with its prefix) to ``address``, connecting if needed.
+
+        The frame goes after those reserved before ``place`` (by default, a place
+        reserved now). Retries once on a fresh connection if the kept one turned out
+        broken. Cancellation while waiting leaves the frame unsent; cancellation
+        part-way through it closes the connection.
+
+        Raises:
+            PeerUnavailableError: cannot connect or write.
+        """
+        if place is None:
+            place = self.reserve(address)
         try:
-            await self._send_on(link, data)
+            await self._evict()
+            await place.ready.wait()
+            await self._send_on(place.link, data)
         finally:
-            link.senders -= 1
+            self.release(place)
 
     async def _send_on(self, link: _Link, data: bytes) -> None:
         address = link.address
         while link.tail:  # the end of a frame try_send began goes first
             await link.tail_written.wait()
-        async with link.lock:
-            for attempt in range(2):
-                if link.stream is not None and link.raw is not None and _peer_closed(link.raw):
-                    # The peer closed it (its idle timeout, a restart): a frame written
-                    # now would be accepted by our kernel and silently lost.
-                    await self._drop(link)
-                if link.stream is None:
-                    link.stream, link.raw = await self._connect(address)
-                try:
-                    await link.stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    await self._drop(link)
-                    if attempt:
-                        self.failures += 1
-                        raise PeerUnavailableError(
-                            f"connection to {address[0]}:{address[1]} broke: {exc}"
-                        ) from None
-                    continue
-                except BaseException:
-                    # Cancelled part-way: the stream may now end inside a frame, and the
-                    # next frame written after it would be garbage to the peer.
-                    await self._drop(link)
-                    raise
-                link.last_used = trio.current_time()
-                return
+        for attempt in range(2):
+            if link.stream is not None and link.raw is not None and _peer_closed(link.raw):
+                # The peer closed it (its idle timeout, a restart): a frame written
+                # now would be accepted by our kernel and silently lost.
+                await self._drop(link)
+            if link.stream is None:
+                link.stream, link.raw = await self._connect(address)
+            try:
+                await link.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                await self._drop(link)
+                if attempt:
+                    self.failures += 1
+                    raise PeerUnavailableError(
+                        f"connection to {address[0]}:{address[1]} broke: {exc}"
+                    ) from None
+                continue
+            except BaseException:
+                # Cancelled part-way: the stream may now end inside a frame, and the
+                # next frame written after it would be garbage to the peer.
+                await self._drop(link)
+                raise
+            link.last_used = trio.current_time()
+            return
 
     async def _connect(self, address: Address) -> tuple[trio.SocketStream, stdlib_socket.socket]:
         host, port = address
@@ -393,7 +436,7 @@ class Links:
     async def _evict(self) -> None:
         while len(self._links) > self._max:
             for address, link in self._links.items():
-                if not (link.lock.locked() or link.tail or link.senders):
+                if not (link.places or link.tail):
                     del self._links[address]
                     await self._drop(link)
                     break
@@ -404,7 +447,7 @@ class Links:
         """Close connections unused for ``idle_timeout`` seconds."""
         now = trio.current_time()
         for address, link in list(self._links.items()):
-            busy = link.lock.locked() or link.tail or link.senders
+            busy = link.places or link.tail
             if not busy and now - link.last_used > idle_timeout:
                 del self._links[address]
                 await self._drop(link)
