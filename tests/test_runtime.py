@@ -147,7 +147,7 @@ async def test_streams_end_when_the_node_stops(autojump_clock: trio.testing.Mock
         async with trio.open_nursery() as nursery, open_node(make_config(unique_mesh())) as node:
             nursery.start_soon(consume_events, node)
             nursery.start_soon(consume_topic, node)
-            await trio.sleep(1)
+            await trio.testing.wait_all_tasks_blocked()  # both consumers are waiting
     assert sorted(ended) == ["events", "topic"]
     # Asked after the node stopped, both end at once.
     assert [event async for event in node.events()] == []

@@ -127,16 +127,6 @@ def test_cli_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixtur
 #: benchmarks; the modules behind them may change, these import paths may not.
 PUBLIC_PATHS = {
     "meshedge.sim": ("Delivery", "SimStatistics", "Simulation", "SimulationTimeout"),
-    "meshedge.sim._simulation": (
-        "SIM_TASK",
-        "PAUSED_BUFFER",
-        "Delivery",
-        "Execution",
-        "SimStatistics",
-        "Simulation",
-        "SimulationTimeout",
-        "TaskResult",
-    ),
     "meshedge.sim.scenarios": (
         "CHECK_EVERY",
         "DEFAULT_WARMUP",

@@ -94,8 +94,8 @@ class Pump:
         self._inbound = 0
         self._background_frames = 0
         self._seeds: list[Address] = []
-        self._left: trio.Event | None = None  # set once the LEFT statement is out
-        self._leave_completed = False
+        # Set by the core's LeaveCompleted: the LEFT statement has been told.
+        self._left = trio.Event()
         self._unreachable = Unreachable()
         self._drop_log = DropLog()
         # What this node handed to its sockets, of every core (TransportCounters says
@@ -259,9 +259,6 @@ class Pump:
         """Leave gracefully: spread the LEFT statement for up to ``leave_timeout``."""
         self.core.leave(trio.current_time())
         self.flush()
-        self._left = trio.Event()
-        if self._leave_completed:
-            self._left.set()
         with trio.move_on_after(self._config.leave_timeout):
             # The timer loop keeps gossiping meanwhile; wait until the news is out.
             await self._left.wait()
@@ -338,9 +335,7 @@ class Pump:
         elif isinstance(event, MemberEvent):
             self.subscriptions.publish_event(event)
         elif isinstance(event, LeaveCompleted):
-            self._leave_completed = True
-            if self._left is not None:
-                self._left.set()
+            self._left.set()
 
     def _count_frame(self, framed: bytes) -> None:
         """Count a frame written (its bytes without the length prefix, as on receipt)."""
